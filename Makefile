@@ -1,0 +1,37 @@
+# ML Flywheel: the template's own commands. `make` alone lists them.
+.DEFAULT_GOAL := help
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Bake tests run in parallel; 2 workers fit the 2-core CI machine.
+WORKERS ?= 2
+
+.PHONY: help setup demo test lint bench clean
+
+help: ## List the available commands
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools
+
+demo: setup ## Bake the default project into demo/ and run its main verb
+	rm -rf demo
+	$(BIN)/cookiecutter --no-input --output-dir demo .
+	$(MAKE) -C demo/flywheel_demo setup info test
+
+test: setup ## Run the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+lint: setup ## ruff and pre-commit's checks on the template's own code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup ## Time bakes with each engine and a full matrix bake
+	$(BIN)/python scripts/benchmark.py
+
+clean: ## Remove the environment, demo and caches
+	rm -rf $(VENV) demo .cache .pytest_cache .ruff_cache

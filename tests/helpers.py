@@ -1,0 +1,201 @@
+"""Helpers of the template's tests: the option matrix, template snapshots, bakes by both engines."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import copier
+import jinja2
+import yaml
+
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR_NAME = "{{cookiecutter.project_slug}}"
+
+# Options whose every value the matrix covers; free-text questions keep their defaults.
+MATRIX_OPTIONS = ("task", "python_version", "license", "cloud", "use_docker", "ci")
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Flywheel Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Flywheel Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def cookiecutter_json(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
+    return json.loads((root / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
+def copier_yml(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
+    return yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8"))
+
+
+def option_values() -> dict[str, list[str]]:
+    context = cookiecutter_json()
+    return {name: list(context[name]) for name in MATRIX_OPTIONS}
+
+
+def copier_task_choices(modality: str) -> list[str]:
+    """The task choices copier offers once `modality` is answered (its choices are templated)."""
+    source = copier_yml()["task"]["choices"]
+    rendered = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source)
+    return list(yaml.safe_load(rendered.render(modality=modality)).values())
+
+
+def modality_of(task: str) -> str:
+    for modality in copier_yml()["modality"]["choices"].values():
+        if task in copier_task_choices(modality):
+            return modality
+    raise KeyError(task)
+
+
+def combination_id(combination: Mapping[str, str]) -> str:
+    parts = []
+    for name in MATRIX_OPTIONS:
+        value = combination[name]
+        if name == "python_version":
+            value = f"py{value}"
+        elif name == "use_docker":
+            value = "docker" if value == "yes" else "nodocker"
+        elif name == "ci":
+            value = "ci-github" if value == "github" else "noci"
+        elif name == "cloud":
+            value = f"cloud-{value}"
+        parts.append(value)
+    return "-".join(parts)
+
+
+def full_matrix() -> list[dict[str, str]]:
+    values = option_values()
+    return [dict(zip(values, combo, strict=True)) for combo in itertools.product(*values.values())]
+
+
+def pairwise_matrix() -> list[dict[str, str]]:
+    """A deterministic covering set in which every pair of option values appears at least once."""
+    values = option_values()
+    names = list(values)
+    uncovered = {
+        (a, va, b, vb)
+        for a, b in itertools.combinations(names, 2)
+        for va in values[a]
+        for vb in values[b]
+    }
+    candidates = full_matrix()
+    pairs = list(itertools.combinations(names, 2))
+    chosen: list[dict[str, str]] = []
+    while uncovered:
+        best = max(
+            candidates,
+            key=lambda combo, todo=uncovered: sum(
+                (a, combo[a], b, combo[b]) in todo for a, b in pairs
+            ),
+        )
+        chosen.append(best)
+        uncovered -= {(a, best[a], b, best[b]) for a, b in pairs}
+    return chosen
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def template_files(root: Path = TEMPLATE_ROOT) -> list[str]:
+    """Files of the working tree git would commit (tracked, or untracked and not ignored)."""
+    listing = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=root)
+    return sorted({name for name in listing.split("\0") if name and (root / name).exists()})
+
+
+def snapshot_template(dest: Path, source: Path = TEMPLATE_ROOT) -> Path:
+    """Copy the working tree of the template into a fresh git repository with one commit."""
+    for name in template_files(source):
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, target)
+    git("init", "--quiet", "--initial-branch=main", cwd=dest)
+    git("add", "--all", cwd=dest)
+    git("commit", "--quiet", "--message=template snapshot", cwd=dest)
+    return dest
+
+
+def copier_data(answers: Mapping[str, str]) -> dict[str, str]:
+    data = dict(answers)
+    if "task" in data and "modality" not in data:
+        data["modality"] = modality_of(data["task"])
+    return data
+
+
+def bake_copier(template: Path, answers: Mapping[str, str], dst: Path, **kwargs: Any) -> Path:
+    copier.run_copy(
+        str(template),
+        str(dst),
+        data=copier_data(answers),
+        defaults=True,
+        quiet=True,
+        vcs_ref=kwargs.pop("vcs_ref", "HEAD"),
+        **kwargs,
+    )
+    return dst
+
+
+@dataclass(frozen=True)
+class Baked:
+    """A baked project, with the few questions the tests ask of it."""
+
+    path: Path
+
+    def files(self) -> set[str]:
+        return {p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()}
+
+    def tree(self) -> dict[str, tuple[int, bytes]]:
+        """Every file and folder with its permission bits and contents (folders: empty bytes)."""
+        return {
+            p.relative_to(self.path).as_posix(): (
+                stat.S_IMODE(p.stat().st_mode),
+                p.read_bytes() if p.is_file() else b"",
+            )
+            for p in sorted(self.path.rglob("*"))
+        }
+
+    def text(self, relpath: str) -> str:
+        return (self.path / relpath).read_text(encoding="utf-8")
+
+    def run(
+        self, *cmd: str, env: Mapping[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(cmd),
+            cwd=self.path,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def text_files(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
+    for path in paths:
+        if path.is_file():
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue

@@ -1,0 +1,161 @@
+"""Bake the option matrix with both engines: identical output, exact file sets, static checks."""
+
+from __future__ import annotations
+
+import json
+import py_compile
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import (
+    TEMPLATE_DIR_NAME,
+    TEMPLATE_ROOT,
+    Baked,
+    bake_copier,
+    combination_id,
+    git,
+    text_files,
+)
+
+_BAKES: dict[str, tuple[Baked, Baked]] = {}
+
+LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
+
+
+def expected_files(combination: dict[str, str], package: str = "flywheel_demo") -> set[str]:
+    files = {
+        ".copier-answers.yml",
+        ".gitignore",
+        ".pre-commit-config.yaml",
+        "LICENSE",
+        "Makefile",
+        "README.md",
+        "pyproject.toml",
+        "docs/decisions.md",
+        f"src/{package}/__init__.py",
+        f"src/{package}/__main__.py",
+        f"src/{package}/cli.py",
+        f"src/{package}/project.py",
+        "tests/test_cli.py",
+    }
+    if combination["use_docker"] == "yes":
+        files |= {"Dockerfile", ".dockerignore"}
+    if combination["ci"] == "github":
+        files |= {".github/workflows/ci.yml"}
+    if combination["cloud"] != "none":
+        files |= {
+            f"infra/terraform/{name}"
+            for name in ("README.md", "main.tf", "outputs.tf", "variables.tf", "versions.tf")
+        }
+    return files
+
+
+@pytest.fixture
+def pair(
+    combination: dict[str, str],
+    template: Path,
+    cookies_session,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Baked, Baked]:
+    """The same answers baked by cookiecutter and by copier (once per combination and process)."""
+    key = combination_id(combination)
+    if key not in _BAKES:
+        result = cookies_session.bake(extra_context=combination, template=str(template))
+        assert result.exit_code == 0, result.exception
+        copier_dst = tmp_path_factory.mktemp("copier") / result.project_path.name
+        bake_copier(template, combination, copier_dst)
+        _BAKES[key] = (Baked(result.project_path), Baked(copier_dst))
+    return _BAKES[key]
+
+
+def test_engines_produce_identical_projects(pair: tuple[Baked, Baked]) -> None:
+    by_cookiecutter, by_copier = pair
+    cookie_tree, copier_tree = by_cookiecutter.tree(), by_copier.tree()
+    assert sorted(cookie_tree) == sorted(copier_tree)
+    different = [path for path in cookie_tree if cookie_tree[path] != copier_tree[path]]
+    assert different == []
+
+
+def test_exact_file_set(pair: tuple[Baked, Baked], combination: dict[str, str]) -> None:
+    assert pair[0].files() == expected_files(combination)
+
+
+def test_no_template_syntax_left(pair: tuple[Baked, Baked]) -> None:
+    project = pair[0].path
+    paths = list(project.rglob("*"))
+    leftovers = [str(p.relative_to(project)) for p in paths if LEFTOVER.search(p.name)]
+    leftovers += [
+        f"{path.relative_to(project)}:{text[: match.start()].count(chr(10)) + 1}"
+        for path, text in text_files(paths)
+        for match in [LEFTOVER.search(text)]
+        if match
+    ]
+    assert leftovers == []
+
+
+def test_python_files_compile(pair: tuple[Baked, Baked], tmp_path: Path) -> None:
+    for path in pair[0].path.rglob("*.py"):
+        py_compile.compile(str(path), cfile=str(tmp_path / "out.pyc"), doraise=True)
+
+
+def test_data_files_parse(pair: tuple[Baked, Baked]) -> None:
+    project = pair[0].path
+    parsed = 0
+    for path in project.rglob("*"):
+        if path.suffix in {".yml", ".yaml"}:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".toml":
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 3  # answers, pre-commit config, pyproject at least
+
+
+def test_ruff_clean(pair: tuple[Baked, Baked]) -> None:
+    project = pair[0]
+    for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = project.run(sys.executable, "-m", "ruff", *command)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_answers_file_records_every_answer(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    answers = yaml.safe_load(pair[0].text(".copier-answers.yml"))
+    assert {k: answers[k] for k in combination} == combination
+    assert answers["_commit"]
+    assert Path(answers["_src_path"]).is_absolute()
+
+
+def test_no_template_file_is_ignored_by_git() -> None:
+    """A broad .gitignore pattern must never drop a template file (it happened to the seed).
+
+    Checks every template file on disk and every tracked one against all ignore rules, the
+    generated project's own .gitignore included (git applies it to the template folder too).
+    """
+    folder = TEMPLATE_DIR_NAME
+    on_disk = {
+        p.relative_to(TEMPLATE_ROOT).as_posix()
+        for p in (TEMPLATE_ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    tracked = set(git("ls-files", "-z", folder, cwd=TEMPLATE_ROOT).split("\0")) - {""}
+    assert tracked, "the template folder has no tracked files"
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin", "-z"],
+        cwd=TEMPLATE_ROOT,
+        input="\0".join(sorted(on_disk | tracked)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    assert [name for name in result.stdout.split("\0") if name] == []

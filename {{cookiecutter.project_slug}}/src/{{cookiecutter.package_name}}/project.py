@@ -1,0 +1,4 @@
+"""Facts fixed when the project was generated from the ML Flywheel template."""
+
+TASK = "{{ cookiecutter.task }}"
+MODALITY = "{{ cookiecutter.__modality }}"
