@@ -1,3 +1,5 @@
+import json
+
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }} import __version__
@@ -17,3 +19,32 @@ def test_unknown_verb_fails_with_usage() -> None:
     result = runner.invoke(app, ["no-such-verb"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_a_bad_params_file_is_one_line_and_exit_1(tmp_path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("seed: 1\nsurprise: true\n", encoding="utf-8")
+    result = runner.invoke(app, ["prepare", "--params", str(params)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ")
+    assert "Traceback" not in result.output
+
+
+def test_predict_before_training_says_what_to_do(tmp_path) -> None:
+    result = runner.invoke(app, ["predict", "--model-dir", str(tmp_path), "something"])
+    assert result.exit_code == 1
+    assert "run `train` first" in result.output
+
+
+def test_predict_prints_one_json_line_per_input(trained) -> None:
+{%- if cookiecutter.task == 'text-classification' %}
+    inputs = ["honestly the staff is really wonderful", "the food was not great"]
+{%- else %}
+    from {{ cookiecutter.package_name }}.config import EXAMPLES_DIR
+
+    inputs = [str(path) for path in sorted(EXAMPLES_DIR.iterdir())[:2]]
+{%- endif %}
+    result = runner.invoke(app, ["predict", *inputs])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["input"] for line in lines] == inputs

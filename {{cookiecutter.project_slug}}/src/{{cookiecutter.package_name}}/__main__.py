@@ -1,3 +1,3 @@
-from {{ cookiecutter.package_name }}.cli import app
+from .cli import app
 
 app(prog_name="{{ cookiecutter.package_name }}")

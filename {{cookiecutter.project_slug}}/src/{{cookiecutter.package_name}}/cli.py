@@ -1,22 +1,53 @@
-"""The project's command line: `python -m {{ cookiecutter.package_name }} VERB`."""
+"""The project's command line: `python -m {{ cookiecutter.package_name }} VERB`.
 
+The Makefile, the DVC pipeline and CI call these verbs; each reads params.yaml.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
 import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from {{ cookiecutter.package_name }} import __version__
-from {{ cookiecutter.package_name }}.project import MODALITY, TASK
+from . import __version__
+from .config import MODEL_DIR, PARAMS_FILE
+from .errors import FlywheelError
+from .project import MODALITY, TASK
 
 app = typer.Typer(
     help="{{ cookiecutter.project_slug }}: {{ cookiecutter.__modality }} {{ cookiecutter.task }}.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+
+INPUTS_HELP = "{{ 'Texts to classify.' if cookiecutter.task == 'text-classification' else 'Paths of the files to predict.' }}"
+ParamsOption = Annotated[Path, typer.Option("--params", help="The run's configuration.")]
+ModelOption = Annotated[Path, typer.Option("--model-dir", help="A trained model folder.")]
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Problems the user can fix print one line and exit 1 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FlywheelError as error:
+            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
+
+    return wrapper
 
 
 @app.callback()
 def main() -> None:
-    """Train, evaluate and serve the {{ cookiecutter.task }} model."""
+    """Prepare data, train, evaluate and serve the {{ cookiecutter.task }} model."""
 
 
 @app.command()
@@ -26,3 +57,64 @@ def info() -> None:
     typer.echo(f"modality: {MODALITY}")
     typer.echo(f"task:     {TASK}")
     typer.echo(f"python:   {platform.python_version()}")
+
+
+@app.command()
+@friendly_errors
+def prepare(params: ParamsOption = PARAMS_FILE) -> None:
+    """Load the data named in params.yaml, split it, and save it under data/prepared."""
+    from .config import load_params
+    from .data import prepare as prepare_data
+
+    sizes = prepare_data(load_params(params))
+    typer.echo("prepared " + ", ".join(f"{name}: {size}" for name, size in sizes.items()))
+
+
+@app.command()
+@friendly_errors
+def train(params: ParamsOption = PARAMS_FILE) -> None:
+    """Train on the prepared data; save the model; log the run to MLflow."""
+    from .config import load_params
+    from .train import train as train_model
+
+    result = train_model(load_params(params))
+    if result.run_id:
+        typer.echo(f"test metrics: {json.dumps(result.metrics)}")
+        typer.echo(f"MLflow run:   {result.run_id}")
+
+
+@app.command()
+@friendly_errors
+def evaluate(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_DIR) -> None:
+    """Score the trained model on the test split; write metrics.json and plots/."""
+    from .config import load_params
+    from .evaluate import evaluate as evaluate_model
+
+    typer.echo(json.dumps(evaluate_model(load_params(params), model_dir), indent=2))
+
+
+@app.command()
+@friendly_errors
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help=INPUTS_HELP)],
+    model_dir: ModelOption = MODEL_DIR,
+) -> None:
+    """Predict with the trained model; print one JSON line per input."""
+    from .predict import Predictor, read_inputs
+
+    predictions = Predictor(model_dir).predict(read_inputs(inputs))
+    for value, prediction in zip(inputs, predictions, strict=True):
+        typer.echo(json.dumps({"input": value, **prediction}))
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    model_dir: ModelOption = MODEL_DIR,
+) -> None:
+    """Serve the trained model over HTTP (FastAPI): GET /health, POST /predict."""
+    from .serve import run
+
+    run(host, port, model_dir)

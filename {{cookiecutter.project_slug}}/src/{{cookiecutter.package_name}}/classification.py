@@ -1,0 +1,45 @@
+"""What the classification tasks share: metrics, predictions and the confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plots
+
+
+def compute_metrics(processor: Any) -> Callable[[Any], dict[str, float]]:
+    """Accuracy and macro-F1 from a Trainer's predictions (scikit-learn: no download needed)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    def metrics(prediction: Any) -> dict[str, float]:
+        predicted = np.asarray(prediction.predictions).argmax(-1)
+        actual = np.asarray(prediction.label_ids)
+        return {
+            "accuracy": float(accuracy_score(actual, predicted)),
+            "f1_macro": float(f1_score(actual, predicted, average="macro")),
+        }
+
+    return metrics
+
+
+def postprocess(processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]]:
+    """The most likely label of each input with its probability."""
+    probabilities = outputs.logits.softmax(-1)
+    scores, ids = probabilities.max(-1)
+    return [
+        {"label": model.config.id2label[int(index)], "score": round(float(score), 6)}
+        for score, index in zip(scores, ids, strict=True)
+    ]
+
+
+def report(processor: Any, model: Any, prediction: Any, plots_dir: Path) -> dict[str, float]:
+    """Test-split metrics, plus the confusion matrix a person reads at a glance."""
+    metrics = compute_metrics(processor)(prediction)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    predicted = np.asarray(prediction.predictions).argmax(-1).tolist()
+    plots.confusion_matrix(labels, np.asarray(prediction.label_ids).tolist(), predicted, plots_dir)
+    return metrics

@@ -1,0 +1,80 @@
+"""params.yaml, loaded into typed, validated settings: the single source of a run's configuration.
+
+DVC reads the same file as the pipeline's params. A wrong key or a wrong type fails at start with
+the key's name and what it accepts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from .errors import FlywheelError
+from .schema import Section
+from .tasks import task
+
+PARAMS_FILE = Path("params.yaml")
+# Where each step leaves its outputs, relative to the project root.
+PREPARED_DIR = Path("data/prepared")
+EXAMPLES_DIR = Path("data/examples")
+MODEL_DIR = Path("models/model")
+METRICS_FILE = Path("metrics.json")
+PLOTS_DIR = Path("plots")
+
+
+class TrainParams(Section):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_ratio: float = Field(ge=0, lt=1)
+
+
+class Params(Section):
+    seed: int
+    data: task.DataParams
+    model: task.ModelParams
+    train: TrainParams
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key` pairs, as MLflow logs them and DVC names them."""
+        return dict(_flatten(self.model_dump(mode="json")))
+
+
+def _flatten(tree: dict[str, Any], prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent: type[BaseModel] = Params
+        for part in error["loc"][:-1]:
+            parent = parent.model_fields[str(part)].annotation  # type: ignore[assignment]
+        allowed = ", ".join(parent.model_fields)
+        return f"{location}: unknown key; allowed keys here: {allowed}"
+    return f"{location}: {error['msg']} (got {error.get('input')!r})"
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    if not path.is_file():
+        raise FlywheelError(f"{path} not found: run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise FlywheelError(f"{path}: not valid YAML{where}: fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise FlywheelError(f"{path}: expected a mapping of sections (data, model, train, ...)")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise FlywheelError(f"{path}: {_describe(error.errors()[0])}") from None

@@ -1,0 +1,121 @@
+"""`prepare`: bring the data into one shape, split it, and save it for training and evaluation.
+
+Every source ends as three Parquet files (train, validation, test) with two columns: `input` (text,
+image or waveform) and `label` (class or transcript). Writing is atomic: a failed prepare leaves the
+previous data untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .config import EXAMPLES_DIR, PREPARED_DIR, Params
+from .errors import FlywheelError
+from .tasks import task
+
+SPLITS = ("train", "validation", "test")
+
+
+def load_raw(params: Params) -> Any:
+    """The dataset named by `data.source`, with its columns renamed to `input` and `label`."""
+    source = params.data.source
+    if source == "embedded":
+        return task.embedded_dataset(params)
+    if source.startswith("hf:"):
+        from datasets import load_dataset
+
+        dataset = load_dataset(source.removeprefix("hf:"))
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise FlywheelError(
+                f"data.source: {source} does not exist: point it at your data, or use 'embedded'"
+            )
+        dataset = task.load_source(path, params)
+    return _canonical_columns(dataset, params)
+
+
+def _canonical_columns(dataset: Any, params: Params) -> Any:
+    renames = {params.data.input_column: "input", params.data.target_column: "label"}
+    columns = dataset.column_names
+    names = columns if isinstance(columns, list) else next(iter(columns.values()))
+    missing = [name for name in renames if name not in names]
+    if missing:
+        raise FlywheelError(
+            f"data: column {missing[0]!r} not in the data (it has {', '.join(names)}): "
+            "set data.input_column / data.target_column"
+        )
+    dataset = dataset.rename_columns({old: new for old, new in renames.items() if old != new})
+    return dataset.select_columns(["input", "label"])
+
+
+def split(dataset: Any, params: Params) -> dict[str, Any]:
+    """Train, validation and test splits: the source's own where it has all three, else drawn
+    from its training data with the run's seed (stratified by class for classifiers)."""
+    from datasets import ClassLabel, DatasetDict
+
+    if isinstance(dataset, DatasetDict) and all(name in dataset for name in SPLITS):
+        return {name: dataset[name] for name in SPLITS}
+    if isinstance(dataset, DatasetDict):
+        dataset = dataset["train"]
+    if task.TARGET == "class" and not isinstance(dataset.features["label"], ClassLabel):
+        dataset = dataset.class_encode_column("label")
+    dataset = dataset.shuffle(seed=params.seed)
+    if params.data.max_samples:
+        dataset = dataset.select(range(min(params.data.max_samples, len(dataset))))
+    held_out = params.data.validation_fraction + params.data.test_fraction
+    stratify = "label" if task.TARGET == "class" else None
+    first = dataset.train_test_split(
+        test_size=held_out, seed=params.seed, stratify_by_column=stratify
+    )
+    second = first["test"].train_test_split(
+        test_size=params.data.test_fraction / held_out,
+        seed=params.seed,
+        stratify_by_column=stratify,
+    )
+    return {"train": first["train"], "validation": second["train"], "test": second["test"]}
+
+
+def prepare(params: Params, out_dir: Path = PREPARED_DIR) -> dict[str, int]:
+    """Write the three splits as Parquet; return their sizes."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    splits = split(load_raw(params), params)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
+    try:
+        for name, dataset in splits.items():
+            if len(dataset) == 0:
+                raise FlywheelError(f"data: the {name} split is empty: provide more examples")
+            dataset.flatten_indices().to_parquet(staging / f"{name}.parquet")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    task.write_examples(splits["test"], EXAMPLES_DIR)
+    return {name: len(dataset) for name, dataset in splits.items()}
+
+
+def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
+    """The prepared splits, read straight from Parquet (no cache files written next to them)."""
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    missing = [name for name in SPLITS if not (data_dir / f"{name}.parquet").is_file()]
+    if missing:
+        raise FlywheelError(f"{data_dir}/{missing[0]}.parquet not found: run `prepare` first")
+    return {name: Dataset(pq.read_table(data_dir / f"{name}.parquet")) for name in SPLITS}
+
+
+def data_hash(data_dir: Path = PREPARED_DIR) -> str:
+    """SHA-256 over the prepared files: the data version a run was trained on."""
+    digest = hashlib.sha256()
+    for path in sorted(data_dir.glob("*.parquet")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,42 @@
+"""`evaluate`: score a trained model on the test split; write metrics.json and the plots."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .config import METRICS_FILE, MODEL_DIR, PLOTS_DIR, Params
+from .data import load_prepared
+from .tasks import task
+
+
+def evaluate_model(params: Params, processor: Any, model: Any, test: Any) -> dict[str, float]:
+    """Metrics of `model` on `test`, written to metrics.json; task plots written to plots/."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            per_device_eval_batch_size=params.train.batch_size,
+            report_to="none",
+            remove_unused_columns=False,
+            disable_tqdm=True,
+            dataloader_pin_memory=torch.cuda.is_available(),
+        )
+        evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
+        prediction = evaluator.predict(test.with_transform(task.training_features(processor)))
+    metrics = task.report(processor, model, prediction, PLOTS_DIR)
+    metrics["test_loss"] = float(prediction.metrics["test_loss"])
+    metrics = {key: round(value, 6) for key, value in sorted(metrics.items())}
+    METRICS_FILE.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
+def evaluate(params: Params, model_dir: Path = MODEL_DIR) -> dict[str, float]:
+    from .predict import Predictor
+
+    predictor = Predictor(model_dir)
+    return evaluate_model(params, predictor.processor, predictor.model, load_prepared()["test"])

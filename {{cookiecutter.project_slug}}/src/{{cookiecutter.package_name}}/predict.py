@@ -1,0 +1,78 @@
+"""`predict`: a trained model answering raw inputs, through the same preprocessing as training."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from .config import MODEL_DIR
+from .errors import FlywheelError
+from .tasks import task
+
+
+class Predictor:
+    """Loads a saved model once; turns raw inputs (text, or file bytes) into predictions."""
+
+    def __init__(self, model_dir: Path = MODEL_DIR) -> None:
+        if not (model_dir / "config.json").is_file():
+            raise FlywheelError(f"{model_dir} holds no trained model: run `train` first")
+        self.model_dir = model_dir
+        self.processor, self.model = task.load(model_dir)
+        self.model.eval()
+        self.collate = task.collator(self.processor)
+
+    def features(self, raw_inputs: list[Any]) -> dict[str, Any]:
+        """The tensors the model sees: `task.preprocess` and the collator, as in training."""
+        inputs = [task.decode_input(raw) for raw in raw_inputs]
+        encoded = task.preprocess(self.processor, inputs)
+        rows = [{key: values[i] for key, values in encoded.items()} for i in range(len(inputs))]
+        return self.collate(rows)
+
+    def predict(self, raw_inputs: list[Any]) -> list[dict[str, Any]]:
+        import torch
+
+        batch = self.features(raw_inputs)
+        with torch.inference_mode():
+            outputs = self.model(**batch)
+        return task.postprocess(self.processor, self.model, outputs)
+
+
+def read_inputs(values: list[str]) -> list[Any]:
+    """Command-line inputs: text as typed for text tasks, file contents otherwise."""
+    if task.INPUT_KIND == "text":
+        return values
+    paths = [Path(value) for value in values]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise FlywheelError(
+            f"input file {missing[0]} not found: pass paths to {task.INPUT_KIND} files"
+        )
+    return [path.read_bytes() for path in paths]
+
+
+def to_model_input(raw: Any) -> str:
+    """The MLflow model's input column: text as is, files as base64 (JSON-friendly)."""
+    return raw if isinstance(raw, str) else base64.b64encode(raw).decode("ascii")
+
+
+def from_model_input(value: str) -> Any:
+    return value if task.INPUT_KIND == "text" else base64.b64decode(value)
+
+
+def mlflow_model_class() -> type:
+    """The MLflow pyfunc flavour of the Predictor: `mlflow.pyfunc.load_model(uri).predict(df)`."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    class FlywheelModel(mlflow.pyfunc.PythonModel):
+        def load_context(self, context: Any) -> None:
+            self.predictor = Predictor(Path(context.artifacts["model"]))
+
+        def predict(
+            self, context: Any, model_input: pd.DataFrame, params: Any = None
+        ) -> pd.DataFrame:
+            raw = [from_model_input(value) for value in model_input["input"].tolist()]
+            return pd.DataFrame(self.predictor.predict(raw))
+
+    return FlywheelModel

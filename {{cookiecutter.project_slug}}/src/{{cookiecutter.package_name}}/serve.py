@@ -1,0 +1,90 @@
+"""`serve`: HTTP inference with FastAPI: `GET /health` and `POST /predict`.
+
+Requests go through `Predictor`, i.e. the same preprocessing as training. Bad payloads get a 4xx
+with a message naming the problem, never a 500.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+{% if cookiecutter.task == 'text-classification' -%}
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, Field
+{%- else -%}
+from fastapi import FastAPI, HTTPException, UploadFile
+{%- endif %}
+
+from . import __version__
+from .config import MODEL_DIR
+{%- if cookiecutter.task != 'text-classification' %}
+from .errors import FlywheelError
+{%- endif %}
+from .predict import Predictor
+
+{% if cookiecutter.task == 'text-classification' -%}
+MAX_TEXT_CHARS = 10_000
+MAX_BATCH = 64
+
+
+class PredictRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+{% else -%}
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+ACCEPTED_FILES = "{{ 'a WAV, FLAC or OGG audio file' if cookiecutter.__modality == 'speech' else 'a PNG, JPEG or other image file' }}"
+
+
+{% endif -%}
+def create_app(model_dir: Path = MODEL_DIR) -> FastAPI:
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state["predictor"] = Predictor(model_dir)
+        yield
+        state.clear()
+
+    app = FastAPI(title="{{ cookiecutter.project_slug }}", version=__version__, lifespan=lifespan)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "task": "{{ cookiecutter.task }}", "model": str(model_dir)}
+
+{%- if cookiecutter.task == 'text-classification' %}
+
+    @app.post("/predict")
+    def predict(request: PredictRequest) -> dict[str, list[dict[str, Any]]]:
+        for index, text in enumerate(request.texts):
+            if not text.strip():
+                raise HTTPException(422, f"texts[{index}] is empty: send non-blank text")
+            if len(text) > MAX_TEXT_CHARS:
+                message = f"texts[{index}] is longer than {MAX_TEXT_CHARS} characters"
+                raise HTTPException(413, message)
+        return {"predictions": state["predictor"].predict(request.texts)}
+{%- else %}
+
+    @app.post("/predict")
+    async def predict(file: UploadFile) -> dict[str, list[dict[str, Any]]]:
+        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise HTTPException(413, f"file is larger than {MAX_UPLOAD_BYTES} bytes")
+        if not data:
+            raise HTTPException(422, f"file is empty: upload {ACCEPTED_FILES}")
+        try:
+            predictions = state["predictor"].predict([data])
+        except FlywheelError as error:
+            raise HTTPException(422, str(error)) from None
+        return {"predictions": predictions}
+{%- endif %}
+
+    return app
+
+
+def run(host: str, port: int, model_dir: Path = MODEL_DIR) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(model_dir), host=host, port=port)

@@ -1,0 +1,244 @@
+"""NLP text classification: a BERT-style encoder over a WordPiece tokenizer.
+
+Embedded default: short product and service reviews, synthesized deterministically, labelled
+negative or positive (negations included, so word lists alone do not solve it). The tokenizer is
+trained on them locally and the 2-layer encoder is built from a config, so nothing is downloaded.
+Setting `model.pretrained` (e.g. `distilbert-base-uncased`, or a local checkpoint folder) loads
+that tokenizer and model instead, and `data.source` points at a CSV/JSONL file or `hf:<dataset>`.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..classification import compute_metrics, postprocess, report
+from ..errors import FlywheelError
+from ..schema import DataSource, Section
+
+INPUT_KIND = "text"
+TARGET = "class"
+LABELS = ("negative", "positive")
+
+__all__ = ["compute_metrics", "postprocess", "report"]
+
+
+class DataParams(DataSource):
+    max_length: int = Field(ge=8, le=4096)
+    embedded_size: int = Field(ge=100)
+
+
+class ModelParams(Section):
+    # A Hugging Face checkpoint id or a local folder; null builds the tiny model below from scratch.
+    pretrained: str | None
+    vocab_size: int = Field(ge=100)
+    hidden_size: int = Field(ge=8)
+    num_layers: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    intermediate_size: int = Field(ge=8)
+    dropout: float = Field(ge=0, lt=1)
+
+
+_SUBJECTS = [
+    "the movie",
+    "this phone",
+    "the service",
+    "our hotel",
+    "the book",
+    "the food",
+    "this laptop",
+    "the concert",
+    "the app",
+    "the staff",
+    "the delivery",
+    "the game",
+]
+_POSITIVE = [
+    "great",
+    "wonderful",
+    "excellent",
+    "delightful",
+    "fantastic",
+    "superb",
+    "lovely",
+    "brilliant",
+    "pleasant",
+    "impressive",
+    "enjoyable",
+    "solid",
+]
+_NEGATIVE = [
+    "terrible",
+    "awful",
+    "boring",
+    "horrible",
+    "disappointing",
+    "dreadful",
+    "poor",
+    "annoying",
+    "bad",
+    "mediocre",
+    "broken",
+    "slow",
+]
+_TEMPLATES = [
+    "{s} was {n}{i}{a}",
+    "i found {s} {n}{i}{a}",
+    "honestly {s} is {n}{i}{a}",
+    "{s} felt {n}{i}{a} to me",
+    "in my opinion {s} is {n}{i}{a}",
+]
+_INTENSIFIERS = ["", "really ", "very ", "quite ", "truly "]
+_ENDINGS = ["", " overall", " today", " this time", " as usual", " again"]
+
+
+def embedded_dataset(params: Any):
+    """Reviews with a sentiment label, the same for the same seed and size."""
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    rng = random.Random(params.seed)
+    texts, labels = [], []
+    for _ in range(params.data.embedded_size):
+        positive_word = rng.random() < 0.5
+        negated = rng.random() < 0.25
+        adjective = rng.choice(_POSITIVE if positive_word else _NEGATIVE)
+        text = rng.choice(_TEMPLATES).format(
+            s=rng.choice(_SUBJECTS),
+            n="not " if negated else "",
+            i=rng.choice(_INTENSIFIERS),
+            a=adjective,
+        )
+        texts.append(text + rng.choice(_ENDINGS))
+        labels.append(int(positive_word != negated))
+    features = Features({"input": Value("string"), "label": ClassLabel(names=list(LABELS))})
+    return Dataset.from_dict({"input": texts, "label": labels}, features=features)
+
+
+def load_source(source: Path, params: Any):
+    """A local CSV or JSON Lines file with a text column and a label column."""
+    from datasets import load_dataset
+
+    formats = {".csv": "csv", ".jsonl": "json", ".json": "json"}
+    if source.suffix not in formats:
+        raise FlywheelError(
+            f"data.source: {source} is not a .csv or .jsonl file: point it at one, "
+            "or use 'embedded' or 'hf:<dataset id>'"
+        )
+    return load_dataset(formats[source.suffix], data_files=str(source), split="train")
+
+
+def _train_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    )
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def build(params: Any, train: Any, labels: list[str]):
+    """Tokenizer and model: from `model.pretrained`, or trained and configured from scratch."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+    )
+
+    id2label = dict(enumerate(labels))
+    label2id = {label: i for i, label in id2label.items()}
+    spec = params.model
+    if spec.pretrained:
+        tokenizer = AutoTokenizer.from_pretrained(spec.pretrained)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            spec.pretrained,
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id=label2id,
+            ignore_mismatched_sizes=True,
+        )
+    else:
+        tokenizer = _train_tokenizer(list(train["input"]), spec.vocab_size)
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=spec.hidden_size,
+            num_hidden_layers=spec.num_layers,
+            num_attention_heads=spec.num_heads,
+            intermediate_size=spec.intermediate_size,
+            hidden_dropout_prob=spec.dropout,
+            attention_probs_dropout_prob=spec.dropout,
+            max_position_embeddings=max(512, params.data.max_length),
+            pad_token_id=tokenizer.pad_token_id,
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id=label2id,
+        )
+        model = BertForSequenceClassification(config)
+    # Saved with the tokenizer, so serving truncates exactly as training did.
+    tokenizer.model_max_length = params.data.max_length
+    return tokenizer, model
+
+
+def load(model_dir: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        model_dir
+    ), AutoModelForSequenceClassification.from_pretrained(model_dir)
+
+
+def preprocess(processor: Any, inputs: list[str]) -> dict[str, Any]:
+    """Text to model inputs: the one function training, `predict` and `serve` all use."""
+    return processor(list(inputs), truncation=True)
+
+
+def training_features(processor: Any):
+    def transform(batch: dict[str, list]) -> dict[str, Any]:
+        return {**preprocess(processor, batch["input"]), "labels": batch["label"]}
+
+    return transform
+
+
+def collator(processor: Any):
+    from transformers import DataCollatorWithPadding
+
+    return DataCollatorWithPadding(processor)
+
+
+def decode_input(raw: str | bytes) -> str:
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    if not text.strip():
+        raise FlywheelError("input: the text is empty: send at least one non-blank character")
+    return text
+
+
+def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
+    """Text inputs are typed on the command line: no example files to write."""
+    return []
+
+
+def example_input(dataset: Any) -> str:
+    """One raw input as a client would send it (the MLflow model's input example)."""
+    return dataset[0]["input"]

@@ -1,0 +1,130 @@
+"""MLflow tracking: where runs go, and the lineage each run records so it can be made again.
+
+Local by default (`mlflow.db` in the project, artifacts in `mlruns/`); any server through
+`MLFLOW_TRACKING_URI`. Every run records the git commit (and whether the tree was dirty), the
+hash of the prepared data, the hash of the dependency specification, and the container image when
+`CONTAINER_IMAGE` names one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import FlywheelError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+EXPERIMENT = "{{ cookiecutter.project_slug }}"
+IMAGE_VARIABLE = "CONTAINER_IMAGE"
+# The dependency files whose content pins the environment, most specific first.
+DEPENDENCY_FILES = ("uv.lock", "requirements.lock", "requirements.txt", "pyproject.toml")
+# What a logged model needs to load elsewhere, pinned to the versions of this run.
+PINNED_PACKAGES = ("torch", "transformers", "mlflow", "pandas", "numpy", "scikit-learn", "{{ 'soundfile' if cookiecutter.__modality == 'speech' else 'pillow' }}")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun/accelerate, or a plain single process: the one that logs and saves."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip()
+
+
+def dependencies_hash(root: Path = Path()) -> tuple[str, str]:
+    for name in DEPENDENCY_FILES:
+        if (root / name).is_file():
+            return name, hashlib.sha256((root / name).read_bytes()).hexdigest()
+    return "none", ""
+
+
+def lineage_tags(data_hash: str) -> dict[str, str]:
+    import torch
+    import transformers
+
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    dependency_file, dependency_hash = dependencies_hash()
+    tags = {
+        "lineage.git_commit": commit or "none",
+        "lineage.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
+        "lineage.data_hash": data_hash,
+        "lineage.dependency_file": dependency_file,
+        "lineage.dependency_hash": dependency_hash,
+        "lineage.python": platform.python_version(),
+        "lineage.torch": torch.__version__,
+        "lineage.transformers": transformers.__version__,
+        "task": "{{ cookiecutter.task }}",
+    }
+    if os.environ.get(IMAGE_VARIABLE):
+        tags["lineage.container_image"] = os.environ[IMAGE_VARIABLE]
+    return tags
+
+
+@contextmanager
+def tracked_run(run_name: str, params: dict[str, Any], tags: dict[str, str]) -> Iterator[Any]:
+    """An MLflow run with the params and lineage tags logged; nothing on non-zero ranks."""
+    if not is_main_process():
+        yield None
+        return
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment(EXPERIMENT)
+    except Exception as error:  # any failure here means the store is unusable
+        reason = str(error).splitlines()[0][:200]
+        raise FlywheelError(
+            f"MLflow tracking at {uri} is unreachable ({reason}): start the server "
+            "(make mlflow-server) or unset MLFLOW_TRACKING_URI to track locally"
+        ) from None
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params(params)
+        mlflow.set_tags(tags)
+        yield run
+
+
+def log_epoch(logs: dict[str, float], epoch: float) -> None:
+    """Per-epoch metrics from the Trainer: `train_loss`, `val_loss`, `val_accuracy`, ..."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return
+    renamed = {}
+    for key, value in logs.items():
+        if not isinstance(value, int | float) or key == "epoch":
+            continue
+        if key == "loss":
+            renamed["train_loss"] = value
+        elif key.startswith("eval_") and not key.endswith(("_runtime", "_per_second")):
+            renamed["val_" + key.removeprefix("eval_")] = value
+    if renamed:
+        mlflow.log_metrics(renamed, step=round(epoch))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned to what this run used: listing them saves MLflow a slow inference of its own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in PINNED_PACKAGES:
+        try:
+            pins.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return pins

@@ -1,0 +1,141 @@
+"""`train`: fit the model on the prepared data with the Hugging Face Trainer, tracked in MLflow.
+
+Why the Trainer: it brings the progress bar, per-epoch evaluation, seeding, mixed precision and
+distributed training (torchrun / accelerate launch) without code of our own; see docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import plots, tracking
+from .config import MODEL_DIR, PLOTS_DIR, Params
+from .data import data_hash, load_prepared
+from .evaluate import evaluate_model
+from .tasks import task
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    metrics: dict[str, float]
+    run_id: str | None
+    model_uri: str | None
+
+
+def _label_names(train: Any) -> list[str]:
+    feature = train.features["label"]
+    return list(feature.names) if hasattr(feature, "names") else []
+
+
+def _epoch_logger():
+    from transformers import TrainerCallback
+
+    class EpochLogger(TrainerCallback):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
+        ) -> None:
+            if state.is_world_process_zero and logs:
+                tracking.log_epoch(logs, state.epoch or 0)
+
+    return EpochLogger()
+
+
+def _save(processor: Any, model: Any, model_dir: Path) -> None:
+    """Replace the saved model atomically: a failed save keeps the previous one."""
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".model-", dir=model_dir.parent))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        staging.rename(model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers.utils import logging as transformers_logging
+
+    # Loading and saving bars of a few milliseconds would bury the training progress bar.
+    transformers_logging.disable_progress_bar()
+    set_seed(params.seed, deterministic=True)
+    splits = load_prepared()
+    processor, model = task.build(params, splits["train"], _label_names(splits["train"]))
+    features = task.training_features(processor)
+    tags = tracking.lineage_tags(data_hash())
+
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        tracking.tracked_run("train", params.flat(), tags) as run,
+    ):
+        args = TrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=params.train.epochs,
+            per_device_train_batch_size=params.train.batch_size,
+            per_device_eval_batch_size=params.train.batch_size,
+            learning_rate=params.train.learning_rate,
+            weight_decay=params.train.weight_decay,
+            warmup_steps=params.train.warmup_ratio,  # a float below 1 is a ratio of all steps
+            eval_strategy="epoch",
+            logging_strategy="epoch",
+            save_strategy="no",
+            report_to="none",
+            seed=params.seed,
+            data_seed=params.seed,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=splits["train"].with_transform(features),
+            eval_dataset=splits["validation"].with_transform(features),
+            data_collator=task.collator(processor),
+            compute_metrics=task.compute_metrics(processor),
+            callbacks=[_epoch_logger()],
+        )
+        trainer.train()
+        if not trainer.is_world_process_zero():
+            return TrainResult(metrics={}, run_id=None, model_uri=None)
+
+        model = trainer.model
+        _save(processor, model, model_dir)
+        plots.loss_curve(trainer.state.log_history, PLOTS_DIR)
+        metrics = evaluate_model(params, processor, model, splits["test"])
+        model_uri = _log_to_mlflow(metrics, model_dir, splits["test"]) if run else None
+    return TrainResult(
+        metrics=metrics, run_id=run.info.run_id if run else None, model_uri=model_uri
+    )
+
+
+def _log_to_mlflow(metrics: dict[str, float], model_dir: Path, test: Any) -> str:
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from .predict import Predictor, mlflow_model_class, to_model_input
+
+    mlflow.log_metrics(
+        {f"test_{k}" if not k.startswith("test_") else k: v for k, v in metrics.items()}
+    )
+    mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")
+    example_raw = task.example_input(test)
+    example = pd.DataFrame({"input": [to_model_input(example_raw)]})
+    output = pd.DataFrame(Predictor(model_dir).predict([example_raw]))
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=mlflow_model_class()(),
+        artifacts={"model": str(model_dir)},
+        code_paths=[str(Path(__file__).parent)],
+        pip_requirements=tracking.pip_requirements(),
+        signature=infer_signature(example, output),
+        input_example=example,
+    )
+    return info.model_uri

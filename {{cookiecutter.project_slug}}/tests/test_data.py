@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import PREPARED_DIR, load_params
+from {{ cookiecutter.package_name }}.data import SPLITS, data_hash, load_prepared, prepare
+from {{ cookiecutter.package_name }}.errors import FlywheelError
+
+
+def test_prepare_is_deterministic(tmp_path: Path) -> None:
+    params = load_params()
+    prepare(params, tmp_path / "first")
+    prepare(params, tmp_path / "second")
+    assert data_hash(tmp_path / "first") == data_hash(tmp_path / "second")
+
+
+def test_splits_are_non_empty_and_sized_by_the_fractions(trained) -> None:
+    splits = load_prepared()
+    sizes = {name: len(splits[name]) for name in SPLITS}
+    total = sum(sizes.values())
+    assert all(size > 0 for size in sizes.values())
+    fraction = trained.params.data.test_fraction
+    assert abs(sizes["test"] / total - fraction) < 0.05
+    assert set(splits["train"].column_names) == {"input", "label"}
+
+
+def test_a_missing_source_is_named(tmp_path: Path) -> None:
+    params = load_params()
+    bad = params.model_copy(update={"data": params.data.model_copy(update={"source": "nope/x"})})
+    with pytest.raises(FlywheelError, match=r"data\.source: nope/x does not exist"):
+        prepare(bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_prepare_keeps_the_previous_data(trained) -> None:
+    before = data_hash(PREPARED_DIR)
+    params = trained.params
+    bad = params.model_copy(update={"data": params.data.model_copy(update={"source": "nope"})})
+    with pytest.raises(FlywheelError):
+        prepare(bad)
+    assert data_hash(PREPARED_DIR) == before
+{%- if cookiecutter.task == 'text-classification' %}
+
+
+def test_a_local_csv_source_is_loaded_and_its_labels_encoded(tmp_path: Path) -> None:
+    rows = ["review,sentiment"] + [
+        f"{word} item number {i},{label}"
+        for i in range(40)
+        for word, label in (("great", "good"), ("awful", "bad"))
+    ]
+    source = tmp_path / "reviews.csv"
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    params = load_params()
+    data = params.data.model_copy(
+        update={"source": str(source), "input_column": "review", "target_column": "sentiment"}
+    )
+    sizes = prepare(params.model_copy(update={"data": data}), tmp_path / "prepared")
+    assert sum(sizes.values()) == 80
+    train = load_prepared(tmp_path / "prepared")["train"]
+    assert sorted(train.features["label"].names) == ["bad", "good"]
+{%- endif %}

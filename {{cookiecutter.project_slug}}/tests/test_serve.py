@@ -1,0 +1,90 @@
+"""The HTTP server: health, predictions, clear 4xx errors, and the training/serving parity proof."""
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.config import MODEL_DIR
+from {{ cookiecutter.package_name }}.data import load_prepared
+from {{ cookiecutter.package_name }}.predict import Predictor
+from {{ cookiecutter.package_name }}.serve import create_app
+from {{ cookiecutter.package_name }}.tasks import task
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    with TestClient(create_app(MODEL_DIR)) as client:
+        yield client
+
+
+def post_predict(client: TestClient, raw):
+{%- if cookiecutter.task == 'text-classification' %}
+    return client.post("/predict", json={"texts": [raw]})
+{%- else %}
+    return client.post("/predict", files={"file": ("{{ 'clip.wav' if cookiecutter.__modality == 'speech' else 'image.png' }}", raw)})
+{%- endif %}
+
+
+def test_health(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["task"] == "{{ cookiecutter.task }}"
+
+
+def test_predict_answers_with_a_prediction(client: TestClient) -> None:
+    response = post_predict(client, task.example_input(load_prepared()["test"]))
+    assert response.status_code == 200, response.text
+    [prediction] = response.json()["predictions"]
+{%- if cookiecutter.task == 'speech-recognition' %}
+    assert isinstance(prediction["text"], str)
+{%- else %}
+    assert prediction["label"] in Predictor(MODEL_DIR).model.config.label2id
+    assert 0 < prediction["score"] <= 1
+{%- endif %}
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "message"),
+    [
+{%- if cookiecutter.task == 'text-classification' %}
+        ({"json": {"texts": "not a list"}}, 422, "list"),
+        ({"json": {"texts": []}}, 422, "at least 1"),
+        ({"json": {"texts": ["   "]}}, 422, "texts[0] is empty"),
+        ({"json": {"texts": ["x" * 10_001]}}, 413, "longer than"),
+        ({"json": {"text": "wrong field"}}, 422, "texts"),
+        ({"content": b"not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
+{%- else %}
+        ({"files": {"file": ("{{ 'clip.wav' if cookiecutter.__modality == 'speech' else 'image.png' }}", b"")}}, 422, "file is empty"),
+        ({"files": {"file": ("{{ 'clip.wav' if cookiecutter.__modality == 'speech' else 'image.png' }}", b"definitely not {{ 'audio' if cookiecutter.__modality == 'speech' else 'an image' }}")}}, 422, "cannot be decoded"),
+        ({"files": {"file": ("big.bin", b"0" * (10 * 1024 * 1024 + 1))}}, 413, "larger than"),
+        ({"data": {"text": "no file"}}, 422, "file"),
+{%- endif %}
+    ],
+    ids=lambda value: value if isinstance(value, int) else None,
+)
+def test_bad_payloads_get_a_clear_4xx(client: TestClient, request_kwargs, status, message) -> None:
+    response = client.post("/predict", **request_kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.text
+
+
+def test_the_server_sees_the_training_tensors(client: TestClient, monkeypatch) -> None:
+    """No training/serving skew: one sample through the HTTP server and through a training batch."""
+    test = load_prepared()["test"]
+    predictor = Predictor(MODEL_DIR)
+    training_row = test.with_transform(task.training_features(predictor.processor))[0]
+    training_row.pop("labels")
+    training_batch = task.collator(predictor.processor)([training_row])
+
+    seen = {}
+    original = Predictor.features
+
+    def spy(self, raw_inputs):
+        seen.update(original(self, raw_inputs))
+        return seen
+
+    monkeypatch.setattr(Predictor, "features", spy)
+    assert post_predict(client, task.example_input(test)).status_code == 200
+    assert set(seen) == set(training_batch)
+    for key, tensor in training_batch.items():
+        assert torch.equal(seen[key], tensor), key

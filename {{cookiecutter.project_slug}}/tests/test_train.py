@@ -1,0 +1,77 @@
+"""Smoke test of the whole training run on the embedded default: it learns, and it is tracked."""
+
+import json
+import shutil
+
+import mlflow
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.config import METRICS_FILE, MODEL_DIR, PLOTS_DIR, PREPARED_DIR
+from {{ cookiecutter.package_name }}.data import load_prepared
+from {{ cookiecutter.package_name }}.predict import Predictor, to_model_input
+from {{ cookiecutter.package_name }}.tasks import task
+from {{ cookiecutter.package_name }}.train import train
+
+{%- if cookiecutter.task == 'speech-recognition' %}
+{%- else %}
+# Well above chance (1 / number of classes) on the held-out test split.
+MIN_ACCURACY = 0.8
+{%- endif %}
+
+
+def test_the_model_learned(trained) -> None:
+    metrics = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
+    assert metrics == trained.result.metrics
+{%- if cookiecutter.task == 'speech-recognition' %}
+{%- else %}
+    assert metrics["accuracy"] >= MIN_ACCURACY
+    assert metrics["f1_macro"] >= MIN_ACCURACY - 0.05
+{%- endif %}
+
+
+def test_plots_are_written(trained) -> None:
+    for name in ("loss_curve.png", "loss.csv"{% if cookiecutter.task != 'speech-recognition' %}, "confusion_matrix.png", "predictions.csv"{% endif %}):
+        assert (PLOTS_DIR / name).stat().st_size > 0, name
+
+
+def test_the_mlflow_run_holds_params_metrics_tags_and_model(trained) -> None:
+    client = mlflow.MlflowClient()
+    run = client.get_run(trained.result.run_id)
+    assert run.data.params["train.epochs"] == str(trained.params.train.epochs)
+    assert run.data.params["data.source"] == "embedded"
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [point.step for point in history] == list(range(1, trained.params.train.epochs + 1))
+    assert run.data.metrics["test_loss"] == pytest.approx(trained.result.metrics["test_loss"])
+    tags = run.data.tags
+    for tag in ("lineage.git_commit", "lineage.git_dirty", "lineage.data_hash", "lineage.dependency_hash"):
+        assert tag in tags, tag
+    assert len(tags["lineage.data_hash"]) == 64
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/loss_curve.png" in artifacts
+
+
+def test_the_saved_and_logged_models_predict_as_in_memory(trained) -> None:
+    example = task.example_input(load_prepared()["test"])
+    in_memory = Predictor(MODEL_DIR).predict([example])
+    logged = mlflow.pyfunc.load_model(trained.result.model_uri)
+    from_mlflow = logged.predict(pd.DataFrame({"input": [to_model_input(example)]}))
+    assert from_mlflow.to_dict("records") == in_memory
+    assert logged.metadata.signature is not None
+
+
+def test_a_local_pretrained_checkpoint_is_loaded(trained, tmp_path, monkeypatch) -> None:
+    """`model.pretrained` naming a folder the project saved: the code path of a hub checkpoint."""
+    shutil.copytree(trained.workspace / MODEL_DIR, tmp_path / "checkpoint")
+    shutil.copytree(trained.workspace / PREPARED_DIR, tmp_path / PREPARED_DIR)
+    monkeypatch.chdir(tmp_path)
+    params = trained.params
+    model = params.model.model_copy(update={"pretrained": str(tmp_path / "checkpoint")})
+    one_epoch = params.train.model_copy(update={"epochs": 1})
+    result = train(params.model_copy(update={"model": model, "train": one_epoch}))
+    # Starting from the trained weights, one more epoch keeps what was learned.
+{%- if cookiecutter.task == 'speech-recognition' %}
+{%- else %}
+    assert result.metrics["accuracy"] >= MIN_ACCURACY
+{%- endif %}
+    assert (tmp_path / MODEL_DIR / "config.json").is_file()
