@@ -18,10 +18,10 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools
 
-demo: setup ## Bake the default project into demo/ and run its main verb
+demo: setup ## Bake the default project into demo/, install it, train and try its model
 	rm -rf demo
 	$(BIN)/cookiecutter --no-input --output-dir demo .
-	$(MAKE) -C demo/flywheel_demo setup info test
+	$(MAKE) -C demo/flywheel_demo setup train predict
 
 test: setup ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)

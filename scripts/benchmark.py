@@ -1,6 +1,8 @@
-"""Benchmark: how long a bake takes with each engine, and a whole option-matrix bake.
+"""Benchmark: bake time per engine, a whole option-matrix bake, and time to first tracked model.
 
 Prints numbers; asserts nothing. Run with `make bench` (or `python scripts/benchmark.py --help`).
+"Time to first model" is a bake plus `make train` (prepare, train, evaluate, MLflow logging) in the
+shared project environment of the tests (`.cache/project-env`, built on first use).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import (
+    Baked,
     bake_copier,
     combination_id,
+    cookiecutter_json,
     full_matrix,
     pairwise_matrix,
     snapshot_template,
 )
+from project_env import ensure_project_env, env_with, project_requirements
 
 
 def bake_with_cookiecutter(template: Path, answers: dict[str, str], out: Path) -> None:
@@ -48,11 +53,37 @@ def timed(func, *args) -> float:
     return time.perf_counter() - start
 
 
+def first_model(template: Path, work: Path, runs: int) -> None:
+    tasks = cookiecutter_json()["task"]
+    bakes = {}
+    for task in tasks:
+        bake_with_cookiecutter(template, {"task": task}, work / f"deps-{task}")
+        bakes[task] = next((work / f"deps-{task}").iterdir())
+    bin_dir = ensure_project_env(project_requirements(bakes.values()))
+    print(f"\n{'task':<22}{'median bake to first model (s)':>32}{'runs (s)':>28}")
+    for task in tasks:
+        times = []
+        for run in range(runs):
+            out = work / f"first-{task}-{run}"
+            start = time.perf_counter()
+            bake_with_cookiecutter(template, {"task": task}, out)
+            project = Baked(next(out.iterdir()))
+            result = project.run("make", "train", env=env_with(bin_dir, project.path))
+            times.append(time.perf_counter() - start)
+            if result.returncode != 0:
+                raise SystemExit(f"make train failed for {task}:\n{result.stderr[-2000:]}")
+        shown = ", ".join(f"{t:.1f}" for t in times)
+        print(f"{task:<22}{statistics.median(times):>32.1f}{shown:>28}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=7, help="bakes per engine for the median")
     parser.add_argument(
         "--matrix", choices=["full", "pairwise", "none"], default="full", help="matrix to bake"
+    )
+    parser.add_argument(
+        "--first-model", type=int, default=3, metavar="N", help="runs per task (0 skips)"
     )
     args = parser.parse_args()
 
@@ -68,6 +99,8 @@ def main() -> None:
                 f"{engine:<14}{statistics.median(times):>16.3f}{min(times):>10.3f}{max(times):>10.3f}"
             )
 
+        if args.first_model:
+            first_model(template, work, args.first_model)
         if args.matrix == "none":
             return
         matrix = full_matrix() if args.matrix == "full" else pairwise_matrix()

@@ -27,6 +27,31 @@ _BAKES: dict[str, tuple[Baked, Baked]] = {}
 LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 
 
+TASK_FILES = {
+    "text-classification": ["classification.py", "tasks/text_classification.py"],
+    "audio-classification": ["audio.py", "classification.py", "tasks/audio_classification.py"],
+    "speech-recognition": ["audio.py", "tasks/speech_recognition.py"],
+    "image-classification": ["classification.py", "tasks/image_classification.py"],
+}
+SHARED_MODULES = [
+    "__init__.py",
+    "__main__.py",
+    "cli.py",
+    "config.py",
+    "data.py",
+    "errors.py",
+    "evaluate.py",
+    "plots.py",
+    "predict.py",
+    "project.py",
+    "schema.py",
+    "serve.py",
+    "tasks/__init__.py",
+    "tracking.py",
+    "train.py",
+]
+
+
 def expected_files(combination: dict[str, str], package: str = "flywheel_demo") -> set[str]:
     files = {
         ".copier-answers.yml",
@@ -35,23 +60,25 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "LICENSE",
         "Makefile",
         "README.md",
+        "params.yaml",
         "pyproject.toml",
         "docs/decisions.md",
-        f"src/{package}/__init__.py",
-        f"src/{package}/__main__.py",
-        f"src/{package}/cli.py",
-        f"src/{package}/project.py",
+        "tests/conftest.py",
         "tests/test_cli.py",
+        "tests/test_config.py",
+        "tests/test_data.py",
+        "tests/test_serve.py",
+        "tests/test_train.py",
     }
+    modules = SHARED_MODULES + TASK_FILES[combination["task"]]
+    files |= {f"src/{package}/{module}" for module in modules}
     if combination["use_docker"] == "yes":
         files |= {"Dockerfile", ".dockerignore"}
     if combination["ci"] == "github":
         files |= {".github/workflows/ci.yml"}
     if combination["cloud"] != "none":
-        files |= {
-            f"infra/terraform/{name}"
-            for name in ("README.md", "main.tf", "outputs.tf", "variables.tf", "versions.tf")
-        }
+        terraform = ("README.md", "main.tf", "outputs.tf", "variables.tf", "versions.tf")
+        files |= {f"infra/terraform/{name}" for name in terraform}
     return files
 
 

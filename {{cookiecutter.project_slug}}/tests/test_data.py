@@ -58,4 +58,71 @@ def test_a_local_csv_source_is_loaded_and_its_labels_encoded(tmp_path: Path) -> 
     assert sum(sizes.values()) == 80
     train = load_prepared(tmp_path / "prepared")["train"]
     assert sorted(train.features["label"].names) == ["bad", "good"]
+{%- elif cookiecutter.task == 'image-classification' %}
+
+
+def test_a_local_image_folder_is_loaded(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 40), ("bright", 210)):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(20):
+            pixels = np.clip(rng.normal(level, 20, (12, 12)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(tmp_path / "images" / label / f"{i}.png")
+    params = load_params()
+    data = params.data.model_copy(update={"source": str(tmp_path / "images")})
+    sizes = prepare(params.model_copy(update={"data": data}), tmp_path / "prepared")
+    assert sum(sizes.values()) == 40
+    train = load_prepared(tmp_path / "prepared")["train"]
+    assert sorted(train.features["label"].names) == ["bright", "dark"]
+    assert train[0]["input"].size == (12, 12)
+{%- elif cookiecutter.task == 'audio-classification' %}
+
+
+def test_a_local_audio_folder_is_loaded_and_resampled(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile
+
+    t = np.arange(4410) / 44_100  # 0.1 s at 44.1 kHz: prepare resamples to 16 kHz
+    for label, frequency in (("low", 220.0), ("high", 1760.0)):
+        (tmp_path / "clips" / label).mkdir(parents=True)
+        for i in range(20):
+            wave = 0.5 * np.sin(2 * np.pi * (frequency + i) * t)
+            soundfile.write(tmp_path / "clips" / label / f"{i}.wav", wave, 44_100)
+    params = load_params()
+    data = params.data.model_copy(update={"source": str(tmp_path / "clips")})
+    sizes = prepare(params.model_copy(update={"data": data}), tmp_path / "prepared")
+    assert sum(sizes.values()) == 40
+    train = load_prepared(tmp_path / "prepared")["train"]
+    assert sorted(train.features["label"].names) == ["high", "low"]
+    assert len(train[0]["input"]) == 1600
+{%- elif cookiecutter.task == 'speech-recognition' %}
+
+
+def test_a_local_folder_with_metadata_is_loaded(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile
+
+    folder = tmp_path / "speech"
+    folder.mkdir()
+    rows = ["file_name,transcription"]
+    for i in range(30):
+        soundfile.write(folder / f"{i}.wav", np.zeros(1600, dtype=np.float32), 16_000)
+        rows.append(f"{i}.wav,Hello World {i}")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    params = load_params()
+    data = params.data.model_copy(update={"source": str(folder)})
+    sizes = prepare(params.model_copy(update={"data": data}), tmp_path / "prepared")
+    assert sum(sizes.values()) == 30
+    labels = set(load_prepared(tmp_path / "prepared")["train"]["label"])
+    assert all(label.startswith("hello world ") for label in labels)
+
+
+def test_a_folder_without_metadata_is_named(tmp_path: Path) -> None:
+    params = load_params()
+    data = params.data.model_copy(update={"source": str(tmp_path)})
+    with pytest.raises(FlywheelError, match=r"metadata\.csv not found"):
+        prepare(params.model_copy(update={"data": data}), tmp_path / "prepared")
 {%- endif %}

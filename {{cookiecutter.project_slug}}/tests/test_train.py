@@ -9,25 +9,44 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import METRICS_FILE, MODEL_DIR, PLOTS_DIR, PREPARED_DIR
 from {{ cookiecutter.package_name }}.data import load_prepared
+{%- if cookiecutter.task == 'speech-recognition' %}
+from {{ cookiecutter.package_name }}.evaluate import encode, evaluate_model
+{%- endif %}
 from {{ cookiecutter.package_name }}.predict import Predictor, to_model_input
 from {{ cookiecutter.package_name }}.tasks import task
 from {{ cookiecutter.package_name }}.train import train
-
 {%- if cookiecutter.task == 'speech-recognition' %}
+
+# The trained model's character error rate must undercut an untrained one's by this much.
+MIN_CER_GAIN = 0.3
 {%- else %}
+
 # Well above chance (1 / number of classes) on the held-out test split.
 MIN_ACCURACY = 0.8
 {%- endif %}
 
 
-def test_the_model_learned(trained) -> None:
+def test_the_model_learned(trained, tmp_path, monkeypatch) -> None:
     metrics = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
     assert metrics == trained.result.metrics
 {%- if cookiecutter.task == 'speech-recognition' %}
+    splits = load_prepared()
+    processor, untrained = task.build(trained.params, splits["train"], [])
+    monkeypatch.chdir(tmp_path)  # the untrained scores must not replace metrics.json
+    test = encode(splits["test"], processor)
+    baseline = evaluate_model(trained.params, processor, untrained, test)
+    assert metrics["cer"] <= baseline["cer"] - MIN_CER_GAIN
+    assert metrics["test_loss"] < baseline["test_loss"]
 {%- else %}
     assert metrics["accuracy"] >= MIN_ACCURACY
     assert metrics["f1_macro"] >= MIN_ACCURACY - 0.05
 {%- endif %}
+
+
+def test_the_training_loss_fell(trained) -> None:
+    losses = [entry["loss"] for entry in trained.result.history if "loss" in entry]
+    assert len(losses) == trained.params.train.epochs
+    assert losses[-1] < losses[0] / 2
 
 
 def test_plots_are_written(trained) -> None:
@@ -44,8 +63,8 @@ def test_the_mlflow_run_holds_params_metrics_tags_and_model(trained) -> None:
     assert [point.step for point in history] == list(range(1, trained.params.train.epochs + 1))
     assert run.data.metrics["test_loss"] == pytest.approx(trained.result.metrics["test_loss"])
     tags = run.data.tags
-    for tag in ("lineage.git_commit", "lineage.git_dirty", "lineage.data_hash", "lineage.dependency_hash"):
-        assert tag in tags, tag
+    for name in ("git_commit", "git_dirty", "data_hash", "dependency_hash"):
+        assert f"lineage.{name}" in tags, name
     assert len(tags["lineage.data_hash"]) == 64
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "plots")}
     assert "plots/loss_curve.png" in artifacts
@@ -71,6 +90,7 @@ def test_a_local_pretrained_checkpoint_is_loaded(trained, tmp_path, monkeypatch)
     result = train(params.model_copy(update={"model": model, "train": one_epoch}))
     # Starting from the trained weights, one more epoch keeps what was learned.
 {%- if cookiecutter.task == 'speech-recognition' %}
+    assert result.metrics["cer"] <= trained.result.metrics["cer"] + 0.1
 {%- else %}
     assert result.metrics["accuracy"] >= MIN_ACCURACY
 {%- endif %}

@@ -12,8 +12,19 @@ from .data import load_prepared
 from .tasks import task
 
 
+def encode(split: Any, processor: Any) -> Any:
+    """A split's model inputs and labels, computed once and kept in memory (no cache files)."""
+    return split.map(
+        task.training_features(processor),
+        batched=True,
+        remove_columns=split.column_names,
+        keep_in_memory=True,
+        new_fingerprint=f"{split._fingerprint}-encoded",
+    ).with_format("numpy")  # arrays collate much faster than nested Python lists
+
+
 def evaluate_model(params: Params, processor: Any, model: Any, test: Any) -> dict[str, float]:
-    """Metrics of `model` on `test`, written to metrics.json; task plots written to plots/."""
+    """Metrics of `model` on the encoded `test` split, written to metrics.json; plots to plots/."""
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -27,7 +38,7 @@ def evaluate_model(params: Params, processor: Any, model: Any, test: Any) -> dic
             dataloader_pin_memory=torch.cuda.is_available(),
         )
         evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
-        prediction = evaluator.predict(test.with_transform(task.training_features(processor)))
+        prediction = evaluator.predict(test)
     metrics = task.report(processor, model, prediction, PLOTS_DIR)
     metrics["test_loss"] = float(prediction.metrics["test_loss"])
     metrics = {key: round(value, 6) for key, value in sorted(metrics.items())}
@@ -39,4 +50,5 @@ def evaluate(params: Params, model_dir: Path = MODEL_DIR) -> dict[str, float]:
     from .predict import Predictor
 
     predictor = Predictor(model_dir)
-    return evaluate_model(params, predictor.processor, predictor.model, load_prepared()["test"])
+    test = encode(load_prepared()["test"], predictor.processor)
+    return evaluate_model(params, predictor.processor, predictor.model, test)

@@ -25,7 +25,15 @@ IMAGE_VARIABLE = "CONTAINER_IMAGE"
 # The dependency files whose content pins the environment, most specific first.
 DEPENDENCY_FILES = ("uv.lock", "requirements.lock", "requirements.txt", "pyproject.toml")
 # What a logged model needs to load elsewhere, pinned to the versions of this run.
-PINNED_PACKAGES = ("torch", "transformers", "mlflow", "pandas", "numpy", "scikit-learn", "{{ 'soundfile' if cookiecutter.__modality == 'speech' else 'pillow' }}")
+PINNED_PACKAGES = (
+    "torch",
+    "transformers",
+    "mlflow",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "{{ 'soundfile' if cookiecutter.__modality == 'speech' else 'pillow' }}",
+)
 
 
 def tracking_uri() -> str:

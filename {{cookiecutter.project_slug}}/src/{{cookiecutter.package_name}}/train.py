@@ -15,7 +15,7 @@ from typing import Any
 from . import plots, tracking
 from .config import MODEL_DIR, PLOTS_DIR, Params
 from .data import data_hash, load_prepared
-from .evaluate import evaluate_model
+from .evaluate import encode, evaluate_model
 from .tasks import task
 
 
@@ -24,6 +24,7 @@ class TrainResult:
     metrics: dict[str, float]
     run_id: str | None
     model_uri: str | None
+    history: list[dict[str, Any]]
 
 
 def _label_names(train: Any) -> list[str]:
@@ -67,7 +68,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
     processor, model = task.build(params, splits["train"], _label_names(splits["train"]))
-    features = task.training_features(processor)
+    features = {name: encode(split, processor) for name, split in splits.items()}
     tags = tracking.lineage_tags(data_hash())
 
     with (
@@ -95,23 +96,26 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         trainer = Trainer(
             model=model,
             args=args,
-            train_dataset=splits["train"].with_transform(features),
-            eval_dataset=splits["validation"].with_transform(features),
+            train_dataset=features["train"],
+            eval_dataset=features["validation"],
             data_collator=task.collator(processor),
             compute_metrics=task.compute_metrics(processor),
             callbacks=[_epoch_logger()],
         )
         trainer.train()
         if not trainer.is_world_process_zero():
-            return TrainResult(metrics={}, run_id=None, model_uri=None)
+            return TrainResult(metrics={}, run_id=None, model_uri=None, history=[])
 
         model = trainer.model
         _save(processor, model, model_dir)
         plots.loss_curve(trainer.state.log_history, PLOTS_DIR)
-        metrics = evaluate_model(params, processor, model, splits["test"])
+        metrics = evaluate_model(params, processor, model, features["test"])
         model_uri = _log_to_mlflow(metrics, model_dir, splits["test"]) if run else None
     return TrainResult(
-        metrics=metrics, run_id=run.info.run_id if run else None, model_uri=model_uri
+        metrics=metrics,
+        run_id=run.info.run_id if run else None,
+        model_uri=model_uri,
+        history=trainer.state.log_history,
     )
 
 

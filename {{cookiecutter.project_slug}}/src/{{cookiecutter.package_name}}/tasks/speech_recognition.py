@@ -1,0 +1,309 @@
+"""Speech recognition (ASR): a wav2vec2-BERT (conformer) CTC model with a character vocabulary.
+
+Embedded default: short "utterances" in a toy language whose letters are voiced as tone pairs
+(like vowel formants), with random pitch, timing and noise, synthesized deterministically with
+their transcripts; the character vocabulary is built from those transcripts and a small CTC model
+from a config, so nothing is downloaded. Setting `model.pretrained` (e.g. `facebook/w2v-bert-2.0`
+or `facebook/wav2vec2-base`, or a local checkpoint folder) loads that model and feature extractor
+with the vocabulary of your transcripts, and `data.source` points at a folder of audio files with
+a `metadata.csv` (`file_name,transcription`), or `hf:<dataset>`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from .. import audio
+from ..errors import FlywheelError
+from ..schema import DataSource, Section
+
+INPUT_KIND = "audio"
+TARGET = "transcript"
+# Each letter of the toy language sounds as two tones (Hz), like the formants of a vowel.
+LETTER_TONES = {
+    "a": (350, 1100),
+    "e": (450, 1900),
+    "i": (300, 2400),
+    "o": (500, 900),
+    "k": (700, 1500),
+    "l": (600, 2100),
+    "m": (250, 1300),
+    "s": (800, 2600),
+}
+PAD, UNK, WORD_DELIMITER = "[PAD]", "[UNK]", "|"
+
+
+class DataParams(DataSource):
+    utterances: int = Field(ge=20)
+
+
+class ModelParams(Section):
+    # A Hugging Face checkpoint id or a local folder; null builds the tiny model below from scratch.
+    pretrained: str | None
+    num_mel_bins: int = Field(ge=8)
+    hidden_size: int = Field(ge=8)
+    num_layers: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    intermediate_size: int = Field(ge=8)
+    dropout: float = Field(ge=0, lt=1)
+
+
+def _letter(letter: str, rng: np.random.Generator) -> np.ndarray:
+    rate = audio.SAMPLING_RATE
+    t = np.arange(int(rng.uniform(0.08, 0.12) * rate)) / rate
+    low, high = (tone * rng.uniform(0.97, 1.03) for tone in LETTER_TONES[letter])
+    envelope = np.sin(np.pi * t / t[-1])
+    return envelope * (np.sin(2 * np.pi * low * t) + 0.6 * np.sin(2 * np.pi * high * t)) / 1.6
+
+
+def _word(rng: np.random.Generator) -> str:
+    letters = list(LETTER_TONES)
+    word = [str(rng.choice(letters))]
+    while len(word) < rng.integers(2, 5):
+        # No doubled letters: a CTC model needs a blank between two equal frames.
+        word.append(str(rng.choice([letter for letter in letters if letter != word[-1]])))
+    return "".join(word)
+
+
+def _utterance(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    rate = audio.SAMPLING_RATE
+    words = [_word(rng) for _ in range(rng.integers(1, 4))]
+    pieces = [np.zeros(int(rng.uniform(0.02, 0.08) * rate))]
+    for word in words:
+        for letter in word:
+            pieces += [_letter(letter, rng), np.zeros(int(rng.uniform(0.0, 0.02) * rate))]
+        pieces.append(np.zeros(int(rng.uniform(0.08, 0.12) * rate)))
+    wave = rng.uniform(0.4, 0.8) * np.concatenate(pieces)
+    wave += rng.normal(0.0, rng.uniform(0.003, 0.02), wave.size)
+    return wave.astype(np.float32), " ".join(words)
+
+
+def embedded_dataset(params: Any):
+    """Synthesized utterances with transcripts, the same for the same seed."""
+    from datasets import Dataset, Features, Sequence, Value
+
+    rng = np.random.default_rng(params.seed)
+    pairs = [_utterance(rng) for _ in range(params.data.utterances)]
+    features = Features({"input": Sequence(Value("float32")), "label": Value("string")})
+    return Dataset.from_dict(
+        {"input": [wave for wave, _ in pairs], "label": [text for _, text in pairs]},
+        features=features,
+    )
+
+
+def load_source(source: Path, params: Any):
+    """A folder of audio files with `metadata.csv` naming each file and its transcription."""
+    from datasets import Dataset, Features, Sequence, Value
+
+    metadata = source / "metadata.csv"
+    if not metadata.is_file():
+        raise FlywheelError(
+            f"data.source: {metadata} not found: list `file_name,transcription` for each clip"
+        )
+    with metadata.open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    column = params.data.target_column
+    if not rows or "file_name" not in rows[0] or column not in rows[0]:
+        raise FlywheelError(f"data.source: {metadata} needs the columns file_name and {column}")
+    features = Features(
+        {params.data.input_column: Sequence(Value("float32")), column: Value("string")}
+    )
+    return Dataset.from_dict(
+        {
+            params.data.input_column: [audio.read_file(source / row["file_name"]) for row in rows],
+            column: [row[column].lower() for row in rows],
+        },
+        features=features,
+    )
+
+
+def _tokenizer(transcripts: list[str]):
+    from transformers import Wav2Vec2CTCTokenizer
+
+    characters = sorted({char for text in transcripts for char in text} - {" "})
+    vocab = {PAD: 0, UNK: 1, WORD_DELIMITER: 2} | {
+        char: index for index, char in enumerate(characters, start=3)
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab_file = Path(scratch) / "vocab.json"
+        vocab_file.write_text(json.dumps(vocab), encoding="utf-8")
+        return Wav2Vec2CTCTokenizer(
+            str(vocab_file), unk_token=UNK, pad_token=PAD, word_delimiter_token=WORD_DELIMITER
+        )
+
+
+@dataclass
+class SpeechProcessor:
+    """A feature extractor and a character tokenizer, saved to and loaded from one folder."""
+
+    feature_extractor: Any
+    tokenizer: Any
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.feature_extractor.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+    def batch_decode(self, ids: Any, **kwargs: Any) -> list[str]:
+        return self.tokenizer.batch_decode(ids, **kwargs)
+
+
+def build(params: Any, train: Any, labels: list[str]):
+    """Processor (feature extractor + character tokenizer) and CTC model."""
+    from transformers import (
+        AutoFeatureExtractor,
+        AutoModelForCTC,
+        SeamlessM4TFeatureExtractor,
+        Wav2Vec2BertConfig,
+        Wav2Vec2BertForCTC,
+    )
+
+    tokenizer = _tokenizer(list(train["label"]))
+    spec = params.model
+    if spec.pretrained:
+        extractor = AutoFeatureExtractor.from_pretrained(spec.pretrained)
+        model = AutoModelForCTC.from_pretrained(
+            spec.pretrained,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            ctc_loss_reduction="mean",
+            ignore_mismatched_sizes=True,
+        )
+        return SpeechProcessor(extractor, tokenizer), model
+    # 80 log-mel filter banks every 10 ms, two frames stacked: 50 frames a second, ~5 a letter.
+    extractor = SeamlessM4TFeatureExtractor(
+        feature_size=spec.num_mel_bins,
+        num_mel_bins=spec.num_mel_bins,
+        sampling_rate=audio.SAMPLING_RATE,
+        stride=2,
+    )
+    config = Wav2Vec2BertConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        feature_projection_input_dim=spec.num_mel_bins * 2,
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size,
+        conv_depthwise_kernel_size=15,
+        hidden_dropout=spec.dropout,
+        attention_dropout=spec.dropout,
+        activation_dropout=spec.dropout,
+        feat_proj_dropout=spec.dropout,
+        final_dropout=spec.dropout,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+        add_adapter=False,
+        ctc_loss_reduction="mean",
+        ctc_zero_infinity=True,
+    )
+    return SpeechProcessor(extractor, tokenizer), Wav2Vec2BertForCTC(config)
+
+
+def load(model_dir: Path):
+    from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+
+    processor = SpeechProcessor(
+        AutoFeatureExtractor.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    )
+    return processor, AutoModelForCTC.from_pretrained(model_dir)
+
+
+def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
+    """Waveforms to model inputs: the one function training, `predict` and `serve` all use."""
+    waveforms = [np.asarray(waveform, dtype=np.float32) for waveform in inputs]
+    return processor.feature_extractor(waveforms, sampling_rate=audio.SAMPLING_RATE)
+
+
+def training_features(processor: Any):
+    def transform(batch: dict[str, list]) -> dict[str, Any]:
+        labels = processor.tokenizer(batch["label"]).input_ids
+        return {**preprocess(processor, batch["input"]), "labels": labels}
+
+    return transform
+
+
+@dataclass
+class CTCCollator:
+    """Pads waveforms with the feature extractor and transcripts with -100 (ignored by the loss)."""
+
+    processor: Any
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        inputs = [{key: row[key] for key in row if key != "labels"} for row in rows]
+        batch = self.processor.feature_extractor.pad(inputs, padding=True, return_tensors="pt")
+        if "labels" in rows[0]:
+            labels = self.processor.tokenizer.pad(
+                [{"input_ids": row["labels"]} for row in rows], padding=True, return_tensors="pt"
+            )
+            batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"].ne(1), -100)
+        return batch
+
+
+def collator(processor: Any) -> CTCCollator:
+    return CTCCollator(processor)
+
+
+def _transcripts(processor: Any, prediction: Any) -> tuple[list[str], list[str]]:
+    predicted_ids = np.asarray(prediction.predictions).argmax(-1)
+    label_ids = np.asarray(prediction.label_ids)
+    label_ids = np.where(label_ids == -100, processor.tokenizer.pad_token_id, label_ids)
+    hypotheses = processor.batch_decode(predicted_ids)
+    references = processor.batch_decode(label_ids, group_tokens=False)
+    return references, hypotheses
+
+
+def compute_metrics(processor: Any):
+    """Word and character error rates (jiwer: no download needed)."""
+    import jiwer
+
+    def metrics(prediction: Any) -> dict[str, float]:
+        references, hypotheses = _transcripts(processor, prediction)
+        return {
+            "wer": float(jiwer.wer(references, hypotheses)),
+            "cer": float(jiwer.cer(references, hypotheses)),
+        }
+
+    return metrics
+
+
+def postprocess(processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]]:
+    return [{"text": text} for text in processor.batch_decode(outputs.logits.argmax(-1))]
+
+
+def report(processor: Any, model: Any, prediction: Any, plots_dir: Path) -> dict[str, float]:
+    """Test-split WER and CER, plus `transcripts.csv` (reference and hypothesis side by side)."""
+    references, hypotheses = _transcripts(processor, prediction)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    with (plots_dir / "transcripts.csv").open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(["reference", "hypothesis"])
+        writer.writerows(zip(references, hypotheses, strict=True))
+    return compute_metrics(processor)(prediction)
+
+
+def decode_input(raw: Any) -> np.ndarray:
+    return audio.decode(raw)
+
+
+def example_input(dataset: Any) -> bytes:
+    """One raw input as a client would send it: a WAV file's bytes."""
+    return audio.encode_wav(dataset[0]["input"])
+
+
+def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
+    """A few WAV files from the test split, for `make predict` and `curl`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, row in enumerate(dataset.select(range(min(3, len(dataset))))):
+        path = out_dir / f"utterance_{index}_{row['label'].replace(' ', '_')}.wav"
+        path.write_bytes(audio.encode_wav(row["input"]))
+        paths.append(path)
+    return paths
