@@ -55,10 +55,18 @@ def test_patterns_outside_the_subset_fail_loudly(pattern: str) -> None:
 
 def test_exclude_rules_render_from_answers() -> None:
     config = flywheel_hooks.load_config(TEMPLATE_ROOT)
-    cookiecutter = {"use_docker": "no", "ci": "github", "cloud": "none"}
+    cookiecutter = {
+        "use_docker": "no",
+        "ci": "github",
+        "cloud": "none",
+        "task": "speech-recognition",
+    }
     patterns = flywheel_hooks.exclude_patterns({"cookiecutter": cookiecutter}, config)
     assert "/Dockerfile" in patterns and "/infra" in patterns
     assert "/.github" not in patterns
+    assert "/src/*/tasks/text_classification.py" in patterns
+    assert "/src/*/classification.py" in patterns
+    assert "/src/*/tasks/speech_recognition.py" not in patterns
 
 
 def test_prune_removes_matches_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -10,9 +10,12 @@ import yaml
 from helpers import TEMPLATE_DIR_NAME, Baked, git, snapshot_template
 
 ANSWERS = {"project_name": "Update Me", "use_docker": "no", "cloud": "none", "ci": "github"}
-QUICKSTART_LINE = (
-    "make setup      # create .venv and install the project with its development tools"
-)
+
+
+def quickstart_line(template: Path) -> str:
+    """The README line that both the user and the next release change (a real conflict)."""
+    readme = (template / TEMPLATE_DIR_NAME / "README.md").read_text(encoding="utf-8")
+    return next(line for line in readme.splitlines() if line.startswith("make setup"))
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -26,7 +29,7 @@ def release_v0_2_0(template: Path) -> None:
     file is excluded by default, and a Docker change the project did not select."""
     tree = template / TEMPLATE_DIR_NAME
     edit(tree / "Makefile", ".PHONY: help", "hello: ## Say hello\n\t@echo hello\n\n.PHONY: help")
-    edit(tree / "README.md", QUICKSTART_LINE, "make setup      # create .venv (template v0.2.0)")
+    edit(tree / "README.md", quickstart_line(template), "make setup      # (template v0.2.0)")
     edit(tree / "Dockerfile", "WORKDIR /app", "WORKDIR /srv")
     (tree / "docs" / "telemetry.md").write_text("# Telemetry\n", encoding="utf-8")
     (tree / "docs" / "upgrading.md").write_text("# Upgrading\n", encoding="utf-8")
@@ -77,9 +80,8 @@ def updated(tmp_path_factory: pytest.TempPathFactory, cookies_session) -> tuple[
     (package / "features.py").write_text("def add_one(x: int) -> int:\n    return x + 1\n")
     with (project.path / "docs" / "decisions.md").open("a", encoding="utf-8") as notes:
         notes.write("\n## Our own decision\nWe keep this.\n")
-    edit(
-        project.path / "README.md", QUICKSTART_LINE, "make setup      # our team's own set-up notes"
-    )
+    line = quickstart_line(template)
+    edit(project.path / "README.md", line, "make setup      # our team's own set-up notes")
     git("add", "--all", cwd=project.path)
     git("commit", "--quiet", "--message=user edits", cwd=project.path)
 
