@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import plots
+
+
+def label_config(labels: Sequence[str]) -> dict[str, Any]:
+    """`num_labels`, `id2label` and `label2id`, as classification configs and models take them."""
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: index for index, label in enumerate(labels)},
+    }
+
+
+def with_labels(preprocess: Callable[[Any, list], dict[str, Any]], processor: Any):
+    """A batch transform: a task's `preprocess` on the inputs, plus the class ids as `labels`."""
+
+    def transform(batch: dict[str, list]) -> dict[str, Any]:
+        return {**preprocess(processor, batch["input"]), "labels": batch["label"]}
+
+    return transform
 
 
 def compute_metrics(processor: Any) -> Callable[[Any], dict[str, float]]:

@@ -125,6 +125,26 @@ def log_epoch(logs: dict[str, float], epoch: float) -> None:
         mlflow.log_metrics(renamed, step=round(epoch))
 
 
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's advice about type hints and pickling while a model is logged: the
+    signature is given explicitly and the pickled class is the project's own."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in ("mlflow.models.signature", "mlflow.pyfunc")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def pip_requirements() -> list[str]:
     """Pinned to what this run used: listing them saves MLflow a slow inference of its own."""
     from importlib.metadata import PackageNotFoundError, version

@@ -133,13 +133,14 @@ def _log_to_mlflow(metrics: dict[str, float], model_dir: Path, test: Any) -> str
     example_raw = task.example_input(test)
     example = pd.DataFrame({"input": [to_model_input(example_raw)]})
     output = pd.DataFrame(Predictor(model_dir).predict([example_raw]))
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=mlflow_model_class()(),
-        artifacts={"model": str(model_dir)},
-        code_paths=[str(Path(__file__).parent)],
-        pip_requirements=tracking.pip_requirements(),
-        signature=infer_signature(example, output),
-        input_example=example,
-    )
+    with tracking.quiet_mlflow():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=mlflow_model_class()(),
+            artifacts={"model": str(model_dir)},
+            code_paths=[str(Path(__file__).parent)],
+            pip_requirements=tracking.pip_requirements(),
+            signature=infer_signature(example, output),
+            input_example=example,
+        )
     return info.model_uri

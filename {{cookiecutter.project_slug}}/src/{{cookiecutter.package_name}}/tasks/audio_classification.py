@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from .. import audio
-from ..classification import compute_metrics, postprocess, report
+from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
@@ -123,17 +123,13 @@ def build(params: Any, train: Any, labels: list[str]):
         WhisperForAudioClassification,
     )
 
-    id2label = dict(enumerate(labels))
-    label2id = {label: i for i, label in id2label.items()}
     spec = params.model
     if spec.pretrained:
         processor = AutoFeatureExtractor.from_pretrained(spec.pretrained)
         model = AutoModelForAudioClassification.from_pretrained(
             spec.pretrained,
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
             ignore_mismatched_sizes=True,
+            **label_config(labels),
         )
         return processor, model
     # Whisper pads every clip to `chunk_length` seconds: 1 s gives 100 frames of features.
@@ -152,9 +148,7 @@ def build(params: Any, train: Any, labels: list[str]):
         max_source_positions=processor.nb_max_frames // 2,
         classifier_proj_size=spec.hidden_size,
         dropout=spec.dropout,
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
+        **label_config(labels),
     )
     return processor, WhisperForAudioClassification(config)
 
@@ -173,10 +167,7 @@ def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
 
 
 def training_features(processor: Any):
-    def transform(batch: dict[str, list]) -> dict[str, Any]:
-        return {**preprocess(processor, batch["input"]), "labels": batch["label"]}
-
-    return transform
+    return with_labels(preprocess, processor)
 
 
 def collator(processor: Any):

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..classification import compute_metrics, postprocess, report
+from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
@@ -89,17 +89,13 @@ def build(params: Any, train: Any, labels: list[str]):
         ViTImageProcessor,
     )
 
-    id2label = dict(enumerate(labels))
-    label2id = {label: i for i, label in id2label.items()}
     spec = params.model
     if spec.pretrained:
         processor = AutoImageProcessor.from_pretrained(spec.pretrained)
         model = AutoModelForImageClassification.from_pretrained(
             spec.pretrained,
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
             ignore_mismatched_sizes=True,
+            **label_config(labels),
         )
         return processor, model
     processor = ViTImageProcessor(
@@ -117,9 +113,7 @@ def build(params: Any, train: Any, labels: list[str]):
         intermediate_size=spec.intermediate_size,
         hidden_dropout_prob=spec.dropout,
         attention_probs_dropout_prob=spec.dropout,
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
+        **label_config(labels),
     )
     return processor, ViTForImageClassification(config)
 
@@ -137,10 +131,7 @@ def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
 
 
 def training_features(processor: Any):
-    def transform(batch: dict[str, list]) -> dict[str, Any]:
-        return {**preprocess(processor, batch["input"]), "labels": batch["label"]}
-
-    return transform
+    return with_labels(preprocess, processor)
 
 
 def collator(processor: Any):

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..classification import compute_metrics, postprocess, report
+from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
@@ -167,17 +167,13 @@ def build(params: Any, train: Any, labels: list[str]):
         BertForSequenceClassification,
     )
 
-    id2label = dict(enumerate(labels))
-    label2id = {label: i for i, label in id2label.items()}
     spec = params.model
     if spec.pretrained:
         tokenizer = AutoTokenizer.from_pretrained(spec.pretrained)
         model = AutoModelForSequenceClassification.from_pretrained(
             spec.pretrained,
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
             ignore_mismatched_sizes=True,
+            **label_config(labels),
         )
     else:
         tokenizer = _train_tokenizer(list(train["input"]), spec.vocab_size)
@@ -191,9 +187,7 @@ def build(params: Any, train: Any, labels: list[str]):
             attention_probs_dropout_prob=spec.dropout,
             max_position_embeddings=max(512, params.data.max_length),
             pad_token_id=tokenizer.pad_token_id,
-            num_labels=len(labels),
-            id2label=id2label,
-            label2id=label2id,
+            **label_config(labels),
         )
         model = BertForSequenceClassification(config)
     # Saved with the tokenizer, so serving truncates exactly as training did.
@@ -215,10 +209,7 @@ def preprocess(processor: Any, inputs: list[str]) -> dict[str, Any]:
 
 
 def training_features(processor: Any):
-    def transform(batch: dict[str, list]) -> dict[str, Any]:
-        return {**preprocess(processor, batch["input"]), "labels": batch["label"]}
-
-    return transform
+    return with_labels(preprocess, processor)
 
 
 def collator(processor: Any):
