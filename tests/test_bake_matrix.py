@@ -186,3 +186,8 @@ def test_no_template_file_is_ignored_by_git() -> None:
     )
     assert result.returncode in (0, 1), result.stderr
     assert [name for name in result.stdout.split("\0") if name] == []
+
+
+def test_pre_commit_config_is_valid(pair: tuple[Baked, Baked]) -> None:
+    result = pair[0].run(sys.executable, "-m", "pre_commit", "validate-config")
+    assert result.returncode == 0, result.stdout + result.stderr
