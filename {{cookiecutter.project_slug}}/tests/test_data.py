@@ -126,3 +126,19 @@ def test_a_folder_without_metadata_is_named(tmp_path: Path) -> None:
     with pytest.raises(FlywheelError, match=r"metadata\.csv not found"):
         prepare(params.model_copy(update={"data": data}), tmp_path / "prepared")
 {%- endif %}
+{%- if cookiecutter.__modality == 'speech' %}
+
+
+def test_hub_audio_columns_become_waveforms() -> None:
+    """What `hf:` sources go through: an `Audio` column decoded with soundfile, not torchcodec."""
+    import numpy as np
+    from datasets import Dataset
+
+    from {{ cookiecutter.package_name }}.audio import encode_wav
+    from {{ cookiecutter.package_name }}.data import hub_waveforms
+
+    wave = (0.5 * np.sin(np.linspace(0, 200, 8000))).astype(np.float32)
+    hub_like = Dataset.from_dict({"audio": [{"bytes": encode_wav(wave), "path": None}]})
+    decoded = hub_waveforms(hub_like, "audio")
+    assert np.array_equal(np.asarray(decoded[0]["audio"], dtype=np.float32), wave)
+{%- endif %}
