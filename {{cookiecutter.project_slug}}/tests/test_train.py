@@ -95,3 +95,52 @@ def test_a_local_pretrained_checkpoint_is_loaded(trained, tmp_path, monkeypatch)
     assert result.metrics["accuracy"] >= MIN_ACCURACY
 {%- endif %}
     assert (tmp_path / MODEL_DIR / "config.json").is_file()
+
+
+BUILD_FINGERPRINT = """
+import hashlib, sys, tempfile
+from pathlib import Path
+from transformers import set_seed
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.data import load_prepared
+from {{ cookiecutter.package_name }}.tasks import task
+from {{ cookiecutter.package_name }}.train import _label_names
+
+params = load_params()
+set_seed(params.seed, deterministic=True)
+train = load_prepared()["train"]
+processor, model = task.build(params, train, _label_names(train))
+digest = hashlib.sha256()
+for name, tensor in sorted(model.state_dict().items()):
+    digest.update(name.encode() + tensor.numpy().tobytes())
+with tempfile.TemporaryDirectory() as folder:
+    processor.save_pretrained(folder)
+    for path in sorted(Path(folder).iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def test_the_same_params_build_the_same_model_in_a_new_process(trained) -> None:
+    """Seeded and deterministic: processor and initial weights do not depend on the process
+    (hash seeds, thread scheduling), so a re-run reproduces its metrics."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import {{ cookiecutter.package_name }}
+
+    source_root = Path({{ cookiecutter.package_name }}.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(source_root)}
+    fingerprints = {
+        subprocess.run(
+            [sys.executable, "-c", BUILD_FINGERPRINT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(fingerprints) == 1

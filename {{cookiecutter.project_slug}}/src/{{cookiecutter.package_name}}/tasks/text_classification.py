@@ -1,8 +1,8 @@
 """NLP text classification: a BERT-style encoder over a WordPiece tokenizer.
 
 Embedded default: short product and service reviews, synthesized deterministically, labelled
-negative or positive (negations included, so word lists alone do not solve it). The tokenizer is
-trained on them locally and the 2-layer encoder is built from a config, so nothing is downloaded.
+negative or positive (negations included, so word lists alone do not solve it). The tokenizer's
+vocabulary is built from them locally and the 2-layer encoder from a config: nothing is downloaded.
 Setting `model.pretrained` (e.g. `distilbert-base-uncased`, or a local checkpoint folder) loads
 that tokenizer and model instead, and `data.source` points at a CSV/JSONL file or `hf:<dataset>`.
 """
@@ -92,6 +92,7 @@ _TEMPLATES = [
     "in my opinion {s} is {n}{i}{a}",
 ]
 _INTENSIFIERS = ["", "really ", "very ", "quite ", "truly "]
+_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _ENDINGS = ["", " overall", " today", " this time", " as usual", " again"]
 
 
@@ -130,23 +131,39 @@ def load_source(source: Path, params: Any):
     return load_dataset(formats[source.suffix], data_files=str(source), split="train")
 
 
-def _train_tokenizer(texts: list[str], vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+def _build_tokenizer(texts: list[str], vocab_size: int):
+    """A WordPiece tokenizer whose vocabulary is built from these texts.
+
+    Counted and sorted in Python rather than by the `tokenizers` trainer, whose tie-breaking
+    changes from one process to the next: the same data must give the same token ids, or the
+    same seed would not give the same model. Words beyond `vocab_size` fall back to characters.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    tokenizer.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(
+        word
+        for text in texts
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
     )
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    from tokenizers.processors import TemplateProcessing
+    characters = sorted({char for word in counts for char in word})
+    tokens = _SPECIAL_TOKENS + characters + [f"##{char}" for char in characters]
+    frequent = sorted(counts, key=lambda word: (-counts[word], word))
+    tokens += [word for word in frequent if word not in tokens][: max(0, vocab_size - len(tokens))]
+    vocab = {token: index for index, token in enumerate(tokens)}
 
+    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.decoder = decoders.WordPiece()
     tokenizer.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -176,7 +193,7 @@ def build(params: Any, train: Any, labels: list[str]):
             **label_config(labels),
         )
     else:
-        tokenizer = _train_tokenizer(list(train["input"]), spec.vocab_size)
+        tokenizer = _build_tokenizer(list(train["input"]), spec.vocab_size)
         config = BertConfig(
             vocab_size=len(tokenizer),
             hidden_size=spec.hidden_size,
