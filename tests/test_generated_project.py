@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,19 +78,12 @@ def test_readme_workflow_and_own_checks(
     assert (project.path / "models" / "model" / "config.json").is_file()
 
 
-@pytest.mark.slow
-def test_readme_serve_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
-    """`make serve` as written, and the README's curl line against it (on a free port)."""
-    project = projects["text-classification"]
-    env = env_with(project_bin, project.path)
-    if not (project.path / "models" / "model" / "config.json").is_file():
-        assert project.run("make", "train", env=env, timeout=900).returncode == 0
-    port = free_port()
-    [serve] = readme_commands(project.text("README.md"), "Serve")
-    assert serve == "make serve"
-    server = subprocess.Popen(
-        ["make", "serve", f"PORT={port}"],
-        cwd=project.path,
+@contextmanager
+def background(command: list[str], cwd: Path, env: dict[str, str], health_url: str):
+    """A long-running README command, started in its own process group, stopped by its PID."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -99,23 +93,94 @@ def test_readme_serve_section_works(projects: dict[str, Baked], project_bin: Pat
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
-                    assert json.load(reply)["status"] == "ok"
+                with urllib.request.urlopen(health_url, timeout=2):
                     break
             except OSError:
-                assert server.poll() is None, "the server exited"
-                assert time.monotonic() < deadline, "the server did not answer /health"
+                assert process.poll() is None, f"{command} exited"
+                assert time.monotonic() < deadline, f"{health_url} did not answer"
                 time.sleep(0.5)
-        readme = project.text("README.md")
-        curl = readme.split("From another terminal:", 1)[1]
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def trained(project: Baked, env: dict[str, str]) -> None:
+    if not (project.path / "models" / "model" / "config.json").is_file():
+        run = project.run("make", "train", env=env, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_readme_serve_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+    """`make serve` as written, and the README's curl line against it (on a free port)."""
+    project = projects["text-classification"]
+    env = env_with(project_bin, project.path)
+    trained(project, env)
+    port = free_port()
+    [serve] = readme_commands(project.text("README.md"), "Serve")
+    assert serve == "make serve"
+    health = f"http://127.0.0.1:{port}/health"
+    with background(["make", "serve", f"PORT={port}"], project.path, env, health):
+        curl = project.text("README.md").split("From another terminal:", 1)[1]
         [command] = readme_commands("## Serve\n" + curl, "Serve")
         run = project.run("bash", "-c", command.replace(":8000", f":{port}"), env=env)
         assert run.returncode == 0, run.stderr
         [prediction] = json.loads(run.stdout)["predictions"]
         assert prediction["label"] in {"negative", "positive"}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+
+
+READ_BACK_RUN = """
+import json, sys
+import mlflow
+client = mlflow.MlflowClient(sys.argv[1])
+experiment = client.get_experiment_by_name(sys.argv[2])
+[run] = client.search_runs([experiment.experiment_id])
+ids = [experiment.experiment_id]
+models = mlflow.search_logged_models(experiment_ids=ids, output_format="list")
+print(json.dumps({
+    "params": run.data.params,
+    "metrics": sorted(run.data.metrics),
+    "tags": run.data.tags,
+    "plots": [item.path for item in client.list_artifacts(run.info.run_id, "plots")],
+    "models": len(models),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_readme_tracking_server_section_works(
+    projects: dict[str, Baked], project_bin: Path, tmp_path: Path
+) -> None:
+    """A real `mlflow server` on 127.0.0.1 from `make mlflow-server`; `train` logs through it over
+    HTTP; the run is read back through the MLflow client. The server is stopped by its PID."""
+    project = projects["image-classification"]
+    env = env_with(project_bin, project.path)
+    port = free_port()
+    server_command, train_command = readme_commands(
+        project.text("README.md"), "Experiment tracking"
+    )
+    assert server_command == "make mlflow-server"
+    uri = f"http://127.0.0.1:{port}"
+    with background(
+        ["make", "mlflow-server", f"MLFLOW_PORT={port}"], project.path, env, f"{uri}/health"
+    ):
+        run = project.run(
+            "bash", "-c", train_command.replace(":5000", f":{port}"), env=env, timeout=900
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        script = tmp_path / "read_back.py"
+        script.write_text(READ_BACK_RUN, encoding="utf-8")
+        read = project.run(
+            str(project_bin / "python"), str(script), uri, project.path.name, env=env
+        )
+        assert read.returncode == 0, read.stderr[-3000:]
+    logged = json.loads(read.stdout)
+    assert logged["params"]["data.source"] == "embedded"
+    assert {"test_accuracy", "val_accuracy", "train_loss"} <= set(logged["metrics"])
+    assert logged["tags"]["lineage.data_hash"]
+    assert "plots/confusion_matrix.png" in logged["plots"]
+    assert logged["models"] == 1
 
 
 @pytest.mark.slow

@@ -48,3 +48,20 @@ def test_predict_prints_one_json_line_per_input(trained) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["input"] for line in lines] == inputs
+
+
+def test_an_unreachable_tracking_server_stops_train_with_one_line(trained, monkeypatch) -> None:
+    import socket
+
+    from {{ cookiecutter.package_name }}.config import MODEL_DIR
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    weights = sorted(MODEL_DIR.iterdir())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 1
+    assert f"MLflow tracking server http://127.0.0.1:{port} is unreachable" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(MODEL_DIR.iterdir()) == weights

@@ -83,6 +83,24 @@ def lineage_tags(data_hash: str) -> dict[str, str]:
     return tags
 
 
+def _check_reachable(uri: str) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+            return
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise FlywheelError(
+            f"MLflow tracking server {uri} is unreachable ({reason}): start it "
+            "(make mlflow-server) or unset MLFLOW_TRACKING_URI to track locally"
+        ) from None
+
+
 @contextmanager
 def tracked_run(run_name: str, params: dict[str, Any], tags: dict[str, str]) -> Iterator[Any]:
     """An MLflow run with the params and lineage tags logged; nothing on non-zero ranks."""
@@ -92,6 +110,7 @@ def tracked_run(run_name: str, params: dict[str, Any], tags: dict[str, str]) -> 
     import mlflow
 
     uri = tracking_uri()
+    _check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment(EXPERIMENT)
