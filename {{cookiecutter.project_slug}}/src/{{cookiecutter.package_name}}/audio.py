@@ -55,6 +55,11 @@ def encode_wav(samples: Any) -> bytes:
     return buffer.getvalue()
 
 
+def example_wav(dataset: Any) -> bytes:
+    """One raw input as a client would send it: the first clip of `dataset` as WAV bytes."""
+    return encode_wav(dataset[0]["input"])
+
+
 def audio_files(folder: Path) -> list[Path]:
     import soundfile
 

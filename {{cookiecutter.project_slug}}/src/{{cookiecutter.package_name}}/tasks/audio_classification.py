@@ -22,6 +22,9 @@ from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
 INPUT_KIND = "audio"
+# Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
+decode_input = audio.decode
+example_input = audio.example_wav
 TARGET = "class"
 CLASSES = ("low_tone", "high_tone", "chirp_up", "chirp_down", "noise_burst", "double_beep")
 
@@ -174,15 +177,6 @@ def collator(processor: Any):
     from transformers import DefaultDataCollator
 
     return DefaultDataCollator()
-
-
-def decode_input(raw: Any) -> np.ndarray:
-    return audio.decode(raw)
-
-
-def example_input(dataset: Any) -> bytes:
-    """One raw input as a client would send it: a WAV file's bytes."""
-    return audio.encode_wav(dataset[0]["input"])
 
 
 def write_examples(dataset: Any, out_dir: Path) -> list[Path]:

@@ -26,6 +26,9 @@ from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
 INPUT_KIND = "audio"
+# Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
+decode_input = audio.decode
+example_input = audio.example_wav
 TARGET = "transcript"
 # Each letter of the toy language sounds as two tones (Hz), like the formants of a vowel.
 LETTER_TONES = {
@@ -287,15 +290,6 @@ def report(processor: Any, model: Any, prediction: Any, plots_dir: Path) -> dict
         writer.writerow(["reference", "hypothesis"])
         writer.writerows(zip(references, hypotheses, strict=True))
     return compute_metrics(processor)(prediction)
-
-
-def decode_input(raw: Any) -> np.ndarray:
-    return audio.decode(raw)
-
-
-def example_input(dataset: Any) -> bytes:
-    """One raw input as a client would send it: a WAV file's bytes."""
-    return audio.encode_wav(dataset[0]["input"])
 
 
 def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
