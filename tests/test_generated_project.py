@@ -135,7 +135,8 @@ import json, sys
 import mlflow
 client = mlflow.MlflowClient(sys.argv[1])
 experiment = client.get_experiment_by_name(sys.argv[2])
-[run] = client.search_runs([experiment.experiment_id])
+# The newest run: the project may hold earlier local runs in the same mlflow.db.
+[run] = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"], max_results=1)
 ids = [experiment.experiment_id]
 models = mlflow.search_logged_models(experiment_ids=ids, output_format="list")
 print(json.dumps({
@@ -143,7 +144,7 @@ print(json.dumps({
     "metrics": sorted(run.data.metrics),
     "tags": run.data.tags,
     "plots": [item.path for item in client.list_artifacts(run.info.run_id, "plots")],
-    "models": len(models),
+    "models": sum(model.source_run_id == run.info.run_id for model in models),
 }))
 """
 
