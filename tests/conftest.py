@@ -3,7 +3,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import combination_id, full_matrix, pairwise_matrix, snapshot_template
+from helpers import (
+    TASKS,
+    Baked,
+    combination_id,
+    full_matrix,
+    pairwise_matrix,
+    snapshot_template,
+)
+from project_env import ensure_project_env, project_requirements
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,3 +41,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The template's working tree, committed into a throwaway git repository."""
     return snapshot_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def projects(template: Path, cookies_session) -> dict[str, Baked]:
+    baked = {}
+    for task in TASKS:
+        result = cookies_session.bake(
+            extra_context={"task": task, "project_name": f"Demo {task}"}, template=str(template)
+        )
+        assert result.exit_code == 0, result.exception
+        baked[task] = Baked(result.project_path)
+    return baked
+
+
+@pytest.fixture(scope="session")
+def project_bin(projects: dict[str, Baked]) -> Path:
+    return ensure_project_env(project_requirements(p.path for p in projects.values()))

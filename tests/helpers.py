@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -35,6 +36,9 @@ GIT_ENV = {
 
 def cookiecutter_json(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
     return json.loads((root / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
+TASKS: list[str] = cookiecutter_json()["task"]
 
 
 def copier_yml(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
@@ -199,3 +203,11 @@ def text_files(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
                 yield path, path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 continue
+
+
+def readme_commands(readme: str, section: str) -> list[str]:
+    """The shell lines of the first bash block under a README heading, comments stripped."""
+    match = re.search(rf"^## {re.escape(section)}\n.*?```bash\n(.*?)```", readme, re.S | re.M)
+    assert match, f"no bash block under '## {section}'"
+    lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in match.group(1).splitlines()]
+    return [line for line in lines if line]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -14,41 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import Baked, cookiecutter_json
-from project_env import ensure_project_env, env_with, project_requirements
-
-TASKS = cookiecutter_json()["task"]
-
-
-def readme_commands(readme: str, section: str) -> list[str]:
-    """The shell lines of the first bash block under a README heading, comments stripped."""
-    match = re.search(rf"^## {re.escape(section)}\n.*?```bash\n(.*?)```", readme, re.S | re.M)
-    assert match, f"no bash block under '## {section}'"
-    lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in match.group(1).splitlines()]
-    return [line for line in lines if line]
+from helpers import TASKS, Baked, readme_commands
+from project_env import env_with
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def projects(template: Path, cookies_session) -> dict[str, Baked]:
-    baked = {}
-    for task in TASKS:
-        result = cookies_session.bake(
-            extra_context={"task": task, "project_name": f"Demo {task}"}, template=str(template)
-        )
-        assert result.exit_code == 0, result.exception
-        baked[task] = Baked(result.project_path)
-    return baked
-
-
-@pytest.fixture(scope="session")
-def project_bin(projects: dict[str, Baked]) -> Path:
-    return ensure_project_env(project_requirements(p.path for p in projects.values()))
 
 
 @pytest.mark.slow
@@ -143,7 +115,11 @@ print(json.dumps({
     "params": run.data.params,
     "metrics": sorted(run.data.metrics),
     "tags": run.data.tags,
-    "plots": [item.path for item in client.list_artifacts(run.info.run_id, "plots")],
+    "plots": [
+        item.path
+        for folder in ("plots/train", "plots/evaluate")
+        for item in client.list_artifacts(run.info.run_id, folder)
+    ],
     "models": sum(model.source_run_id == run.info.run_id for model in models),
 }))
 """
@@ -180,7 +156,8 @@ def test_readme_tracking_server_section_works(
     assert logged["params"]["data.source"] == "embedded"
     assert {"test_accuracy", "val_accuracy", "train_loss"} <= set(logged["metrics"])
     assert logged["tags"]["lineage.data_hash"]
-    assert "plots/confusion_matrix.png" in logged["plots"]
+    assert "plots/evaluate/confusion_matrix.png" in logged["plots"]
+    assert "plots/train/loss_curve.png" in logged["plots"]
     assert logged["models"] == 1
 
 

@@ -42,10 +42,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def trained(workspace: Path) -> Trained:
-    """prepare + train on the embedded default, once per session (seconds on a CPU)."""
+    """prepare, train and evaluate on the embedded default, once per session (seconds on a CPU)."""
     from {{ cookiecutter.package_name }}.data import prepare
+    from {{ cookiecutter.package_name }}.evaluate import evaluate
     from {{ cookiecutter.package_name }}.train import train
 
     params = load_params()
     prepare(params)
-    return Trained(workspace=workspace, params=params, result=train(params))
+    result = train(params)
+    evaluate(params)
+    return Trained(workspace=workspace, params=params, result=result)

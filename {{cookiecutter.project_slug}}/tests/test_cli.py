@@ -36,6 +36,51 @@ def test_predict_before_training_says_what_to_do(tmp_path) -> None:
     assert "run `train` first" in result.output
 
 
+def test_train_before_prepare_says_what_to_do(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from {{ cookiecutter.package_name }}.config import PARAMS_FILE
+
+    shutil.copy(PARAMS_FILE, tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: data/prepared/train.parquet not found: run `prepare` first"
+    )
+    assert not (tmp_path / "models").exists()
+
+
+def test_reproduce_outside_a_repository_is_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["reproduce", "0123456789abcdef"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: reproduce needs the project's git and DVC repository: run `make init`"
+    )
+
+
+def test_reproduce_names_an_unknown_run(trained, tmp_path, monkeypatch) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.chdir(tmp_path)  # the session's MLflow store stays the one asked
+    result = runner.invoke(app, ["reproduce", "no-such-run"])
+    assert result.exit_code == 1
+    assert "RUN: no MLflow run 'no-such-run'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_reproduce_without_a_tracking_store_creates_none(tmp_path, monkeypatch) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    result = runner.invoke(app, ["reproduce", "0123456789abcdef"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: no MLflow store at mlflow.db")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_predict_prints_one_json_line_per_input(trained) -> None:
 {%- if cookiecutter.task == 'text-classification' %}
     inputs = ["honestly the staff is really wonderful", "the food was not great"]

@@ -32,6 +32,12 @@ def test_an_unknown_key_is_named_with_the_allowed_ones(tmp_path: Path) -> None:
     assert "epochs" in message and "\n" not in message
 
 
+def test_a_misspelled_key_is_named_before_the_key_it_hides(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda raw: raw["train"].update(epoch=raw["train"].pop("epochs")))
+    with pytest.raises(FlywheelError, match=r"train\.epoch: unknown key; did you mean epochs\?"):
+        load_params(path)
+
+
 def test_a_wrong_type_is_named(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda raw: raw["train"].update(epochs="many"))
     with pytest.raises(FlywheelError, match=r"train\.epochs: .*integer.*'many'"):

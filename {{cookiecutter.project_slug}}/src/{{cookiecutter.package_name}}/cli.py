@@ -118,3 +118,22 @@ def serve(
     from .serve import run
 
     run(host, port, model_dir)
+
+
+@app.command()
+@friendly_errors
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="The MLflow run to make again.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Largest accepted difference per metric.", min=0.0)
+    ] = 0.0,
+) -> None:
+    """Re-run a tracked run from its commit and data version; compare its test metrics."""
+    from .reproduce import reproduce as reproduce_run
+
+    result = reproduce_run(run_id)
+    typer.echo(f"run {result.run_id}: commit {result.commit[:12]}, data {result.data_hash}")
+    typer.echo(result.table())
+    if not result.matches(tolerance):
+        raise FlywheelError(f"metrics differ from run {run_id} by more than {tolerance}")
+    typer.echo("reproduced: every metric matches" + (" exactly" if tolerance == 0 else ""))

@@ -6,6 +6,7 @@ the key's name and what it accepts.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ PREPARED_DIR = Path("data/prepared")
 EXAMPLES_DIR = Path("data/examples")
 MODEL_DIR = Path("models/model")
 METRICS_FILE = Path("metrics.json")
-PLOTS_DIR = Path("plots")
+# `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.
+TRAIN_PLOTS_DIR = Path("plots/train")
+EVALUATE_PLOTS_DIR = Path("plots/evaluate")
 
 
 class TrainParams(Section):
@@ -58,8 +61,10 @@ def _describe(error: dict[str, Any]) -> str:
         parent: type[BaseModel] = Params
         for part in error["loc"][:-1]:
             parent = parent.model_fields[str(part)].annotation  # type: ignore[assignment]
-        allowed = ", ".join(parent.model_fields)
-        return f"{location}: unknown key; allowed keys here: {allowed}"
+        allowed = list(parent.model_fields)
+        close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"{location}: unknown key; {hint}allowed keys here: {', '.join(allowed)}"
     return f"{location}: {error['msg']} (got {error.get('input')!r})"
 
 
@@ -77,4 +82,6 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        raise FlywheelError(f"{path}: {_describe(error.errors()[0])}") from None
+        # A misspelled key also makes the right one missing: name the misspelling first.
+        errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        raise FlywheelError(f"{path}: {_describe(errors[0])}") from None

@@ -7,7 +7,6 @@ previous data untouched.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -137,9 +136,7 @@ def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
 
 
 def data_hash(data_dir: Path = PREPARED_DIR) -> str:
-    """SHA-256 over the prepared files: the data version a run was trained on."""
-    digest = hashlib.sha256()
-    for path in sorted(data_dir.glob("*.parquet")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """The data version a run was trained on, as DVC names it in dvc.lock and in its cache."""
+    from .pipeline import directory_md5
+
+    return directory_md5(data_dir)

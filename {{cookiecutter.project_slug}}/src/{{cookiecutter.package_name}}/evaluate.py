@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .config import METRICS_FILE, MODEL_DIR, PLOTS_DIR, Params
+from .config import EVALUATE_PLOTS_DIR, METRICS_FILE, MODEL_DIR, Params
 from .data import load_prepared
 from .tasks import task
 
@@ -23,8 +23,16 @@ def encode(split: Any, processor: Any) -> Any:
     ).with_format("numpy")  # arrays collate much faster than nested Python lists
 
 
-def evaluate_model(params: Params, processor: Any, model: Any, test: Any) -> dict[str, float]:
-    """Metrics of `model` on the encoded `test` split, written to metrics.json; plots to plots/."""
+def evaluate_model(
+    params: Params,
+    processor: Any,
+    model: Any,
+    test: Any,
+    plots_dir: Path = EVALUATE_PLOTS_DIR,
+    metrics_file: Path | None = METRICS_FILE,
+) -> dict[str, float]:
+    """Metrics of `model` on the encoded `test` split, written to `metrics_file` (unless None);
+    plots to `plots_dir`."""
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -39,10 +47,11 @@ def evaluate_model(params: Params, processor: Any, model: Any, test: Any) -> dic
         )
         evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
         prediction = evaluator.predict(test)
-    metrics = task.report(processor, model, prediction, PLOTS_DIR)
+    metrics = task.report(processor, model, prediction, plots_dir)
     metrics["test_loss"] = float(prediction.metrics["test_loss"])
     metrics = {key: round(value, 6) for key, value in sorted(metrics.items())}
-    METRICS_FILE.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if metrics_file is not None:
+        metrics_file.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
 
 

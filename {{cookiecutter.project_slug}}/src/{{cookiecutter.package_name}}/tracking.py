@@ -22,6 +22,9 @@ from .errors import FlywheelError
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENT = "{{ cookiecutter.project_slug }}"
 IMAGE_VARIABLE = "CONTAINER_IMAGE"
+# Set by `reproduce` for the run it makes, so that run names the one it reproduces.
+REPRODUCES_VARIABLE = "FLYWHEEL_REPRODUCES_RUN"
+BOOKKEEPING = (":(exclude)dvc.lock", ":(exclude,glob)**/.gitignore", ":(exclude)metrics.json")
 # The dependency files whose content pins the environment, most specific first.
 DEPENDENCY_FILES = ("uv.lock", "requirements.lock", "requirements.txt", "pyproject.toml")
 # What a logged model needs to load elsewhere, pinned to the versions of this run.
@@ -64,8 +67,12 @@ def lineage_tags(data_hash: str) -> dict[str, str]:
     import torch
     import transformers
 
+    from .pipeline import lineage_tags as dvc_tags
+
     commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    # The pipeline's own bookkeeping (DVC rewrites dvc.lock and its .gitignore files while
+    # `dvc repro` runs) does not make the code dirty.
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *BOOKKEEPING)
     dependency_file, dependency_hash = dependencies_hash()
     tags = {
         "lineage.git_commit": commit or "none",
@@ -77,13 +84,16 @@ def lineage_tags(data_hash: str) -> dict[str, str]:
         "lineage.torch": torch.__version__,
         "lineage.transformers": transformers.__version__,
         "task": "{{ cookiecutter.task }}",
+        **dvc_tags(data_hash),
     }
+    if os.environ.get(REPRODUCES_VARIABLE):
+        tags["lineage.reproduces"] = os.environ[REPRODUCES_VARIABLE]
     if os.environ.get(IMAGE_VARIABLE):
         tags["lineage.container_image"] = os.environ[IMAGE_VARIABLE]
     return tags
 
 
-def _check_reachable(uri: str) -> None:
+def check_reachable(uri: str) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when a server does not answer."""
     if not uri.startswith(("http://", "https://")):
         return
@@ -110,7 +120,7 @@ def tracked_run(run_name: str, params: dict[str, Any], tags: dict[str, str]) -> 
     import mlflow
 
     uri = tracking_uri()
-    _check_reachable(uri)
+    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment(EXPERIMENT)

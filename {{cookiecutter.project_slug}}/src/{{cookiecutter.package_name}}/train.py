@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots, tracking
-from .config import MODEL_DIR, PLOTS_DIR, Params
+from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
 from .data import data_hash, load_prepared
 from .evaluate import encode, evaluate_model
 from .tasks import task
@@ -108,9 +108,14 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
 
         model = trainer.model
         _save(processor, model, model_dir)
-        plots.loss_curve(trainer.state.log_history, PLOTS_DIR)
-        metrics = evaluate_model(params, processor, model, features["test"])
-        model_uri = _log_to_mlflow(metrics, model_dir, splits["test"]) if run else None
+        plots.loss_curve(trainer.state.log_history, TRAIN_PLOTS_DIR)
+        # The run records its test scores too; metrics.json and the evaluation plots in the
+        # project are the `evaluate` stage's outputs, so these go to a scratch folder.
+        test_plots = Path(scratch) / "evaluate"
+        metrics = evaluate_model(
+            params, processor, model, features["test"], plots_dir=test_plots, metrics_file=None
+        )
+        model_uri = _log_to_mlflow(metrics, model_dir, splits["test"], test_plots) if run else None
     return TrainResult(
         metrics=metrics,
         run_id=run.info.run_id if run else None,
@@ -119,7 +124,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     )
 
 
-def _log_to_mlflow(metrics: dict[str, float], model_dir: Path, test: Any) -> str:
+def _log_to_mlflow(metrics: dict[str, float], model_dir: Path, test: Any, test_plots: Path) -> str:
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
@@ -129,7 +134,8 @@ def _log_to_mlflow(metrics: dict[str, float], model_dir: Path, test: Any) -> str
     mlflow.log_metrics(
         {f"test_{k}" if not k.startswith("test_") else k: v for k, v in metrics.items()}
     )
-    mlflow.log_artifacts(str(PLOTS_DIR), artifact_path="plots")
+    mlflow.log_artifacts(str(TRAIN_PLOTS_DIR), artifact_path="plots/train")
+    mlflow.log_artifacts(str(test_plots), artifact_path="plots/evaluate")
     example_raw = task.example_input(test)
     example = pd.DataFrame({"input": [to_model_input(example_raw)]})
     output = pd.DataFrame(Predictor(model_dir).predict([example_raw]))

@@ -1,0 +1,114 @@
+"""The generated DVC pipeline and `reproduce`, for every task, with real git, DVC and MLflow.
+
+One flow per task, as a user meets it: the README's pipeline section as written, a param change
+that re-runs only what it affects, `dvc pull` into a fresh clone from the local DVC remote,
+`reproduce` of a run made two commits earlier (from the clone, so its data comes from the
+remote), and `reproduce` against altered data in the DVC cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import GIT_ENV, TASKS, Baked, bake_copier, readme_commands
+from project_env import env_with
+
+# Few epochs for the run that is reproduced: the point is equality, not accuracy.
+SHORT_EPOCHS = 2
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def must(project: Baked, command: str, env: dict[str, str]) -> str:
+    run = project.run("bash", "-c", command, env=env, timeout=900)
+    assert run.returncode == 0, f"{command}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return run.stdout + run.stderr
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def mlflow_run_id(output: str) -> str:
+    [run_id] = re.findall(r"MLflow run:\s+([0-9a-f]{32})", output)
+    return run_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASKS)
+def test_pipeline_versions_and_reproduces(
+    task: str, template: Path, project_bin: Path, tmp_path: Path
+) -> None:
+    project = Baked(bake_copier(template, {"task": task}, tmp_path / "pipeline_demo"))
+    env = {**env_with(project_bin, project.path), **GIT_ENV, "DVC_NO_ANALYTICS": "1"}
+    # The README's section, line by line, exactly as written.
+    outputs = {}
+    for command in readme_commands(project.text("README.md"), "Pipeline and data versions (DVC)"):
+        outputs.setdefault(command, []).append(must(project, command, env))
+    first, second = outputs["dvc repro"]
+    assert ran_stages(first) == ["prepare", "train", "evaluate"]
+    assert ran_stages(second) == [] and "Data and pipelines are up to date" in second
+    metric = "cer" if task == "speech-recognition" else "accuracy"
+    shown = outputs["dvc metrics show"][0]
+    assert "metrics.json" in shown and metric in shown, shown
+    lineage = must(project, "git log --format=%s", env).splitlines()
+    assert lineage[0] == "Train the first model" and len(lineage) == 2
+
+    # One training param changed and committed: prepare is skipped, train and evaluate run.
+    params = project.text("params.yaml")
+    shorter = re.sub(r"(?m)^  epochs: \d+$", f"  epochs: {SHORT_EPOCHS}", params, count=1)
+    assert shorter != params
+    (project.path / "params.yaml").write_text(shorter, encoding="utf-8")
+    must(project, "git commit -qam 'Fewer epochs'", env)
+    changed = must(project, "dvc repro", env)
+    assert ran_stages(changed) == ["train", "evaluate"], changed
+    run_id = mlflow_run_id(changed)
+    assert "metrics.json" in must(project, "dvc metrics diff", env)
+    must(project, "git add dvc.lock metrics.json && git commit -qm 'Train with fewer epochs'", env)
+    with (project.path / "README.md").open("a", encoding="utf-8") as readme:
+        readme.write("\nA later change that has nothing to do with the model.\n")
+    must(project, "git commit -qam 'Document'", env)
+    must(project, "dvc push", env)
+
+    # A fresh clone pulls exactly the data and model of the last commit from the remote.
+    clone = Baked(tmp_path / "clone")
+    must(project, f"git clone -q . {clone.path}", env)
+    clone_env = {**env, "PYTHONPATH": str(clone.path / "src")}
+    # `reproduce` from the clone: an empty DVC cache, so the data comes from the remote.
+    store = f"sqlite:///{project.path / 'mlflow.db'}"
+    reproduced = must(clone, f"MLFLOW_TRACKING_URI={store} make reproduce RUN={run_id}", clone_env)
+    assert "reproduced: every metric matches exactly" in reproduced, reproduced
+    assert re.search(rf"^{metric}\s+\S+\s+\S+\s+0$", reproduced, re.M), reproduced
+    must(clone, "dvc pull", clone_env)
+    for folder in ("data/prepared", "models/model"):
+        assert tree_digest(clone.path / folder) == tree_digest(project.path / folder), folder
+    assert must(clone, "git worktree list", clone_env).count("\n") == 1
+
+    # Altered data in the cache: the hash mismatch is named, and nothing is re-run or replaced.
+    model_before = tree_digest(project.path / "models/model")
+    train_md5 = hashlib.md5((project.path / "data/prepared/train.parquet").read_bytes())
+    digest = train_md5.hexdigest()
+    cached = project.path / ".dvc/cache/files/md5" / digest[:2] / digest[2:]
+    cached.chmod(0o644)
+    with cached.open("ab") as file:
+        file.write(b"tampered")
+    run = project.run("make", "reproduce", f"RUN={run_id}", env=env, timeout=300)
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, run.stderr
+    assert "data hash mismatch" in errors[0] and "train.parquet altered" in errors[0]
+    assert tree_digest(project.path / "models/model") == model_before
+    listed = subprocess.run(
+        ["git", "worktree", "list"], cwd=project.path, capture_output=True, text=True, check=True
+    )
+    assert listed.stdout.count("\n") == 1
