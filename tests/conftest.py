@@ -6,12 +6,16 @@ import pytest
 from helpers import (
     TASKS,
     Baked,
+    bake_copier,
     combination_id,
     full_matrix,
     pairwise_matrix,
     snapshot_template,
 )
 from project_env import ensure_project_env, project_requirements
+
+# Bakes of the matrix, once per combination and worker process.
+_BAKES: dict[str, tuple[Baked, Baked]] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,3 +62,21 @@ def projects(template: Path, cookies_session) -> dict[str, Baked]:
 @pytest.fixture(scope="session")
 def project_bin(projects: dict[str, Baked]) -> Path:
     return ensure_project_env(project_requirements(p.path for p in projects.values()))
+
+
+@pytest.fixture
+def pair(
+    combination: dict[str, str],
+    template: Path,
+    cookies_session,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Baked, Baked]:
+    """The same answers baked by cookiecutter and by copier (once per combination and process)."""
+    key = combination_id(combination)
+    if key not in _BAKES:
+        result = cookies_session.bake(extra_context=combination, template=str(template))
+        assert result.exit_code == 0, result.exception
+        copier_dst = tmp_path_factory.mktemp("copier") / result.project_path.name
+        bake_copier(template, combination, copier_dst)
+        _BAKES[key] = (Baked(result.project_path), Baked(copier_dst))
+    return _BAKES[key]

@@ -10,19 +10,14 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 import yaml
 from helpers import (
     TEMPLATE_DIR_NAME,
     TEMPLATE_ROOT,
     Baked,
-    bake_copier,
-    combination_id,
     git,
     text_files,
 )
-
-_BAKES: dict[str, tuple[Baked, Baked]] = {}
 
 LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 
@@ -79,31 +74,16 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
     modules = SHARED_MODULES + TASK_FILES[combination["task"]]
     files |= {f"src/{package}/{module}" for module in modules}
     if combination["use_docker"] == "yes":
-        files |= {"Dockerfile", ".dockerignore"}
+        files |= {"Dockerfile", ".dockerignore", "compose.yaml", "deploy/k8s/train-job.yaml"}
     if combination["ci"] == "github":
-        files |= {".github/workflows/ci.yml"}
+        files |= {".github/workflows/ci.yml", ".github/workflows/template-drift.yml"}
+    if combination["ci"] == "github" and combination["use_docker"] == "yes":
+        files |= {".github/workflows/docker.yml"}
     if combination["cloud"] != "none":
         terraform = ("README.md", "main.tf", "outputs.tf", "variables.tf", "versions.tf")
         files |= {f"infra/terraform/{name}" for name in terraform}
+        files |= {"deploy/skypilot/train.yaml"}
     return files
-
-
-@pytest.fixture
-def pair(
-    combination: dict[str, str],
-    template: Path,
-    cookies_session,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Baked, Baked]:
-    """The same answers baked by cookiecutter and by copier (once per combination and process)."""
-    key = combination_id(combination)
-    if key not in _BAKES:
-        result = cookies_session.bake(extra_context=combination, template=str(template))
-        assert result.exit_code == 0, result.exception
-        copier_dst = tmp_path_factory.mktemp("copier") / result.project_path.name
-        bake_copier(template, combination, copier_dst)
-        _BAKES[key] = (Baked(result.project_path), Baked(copier_dst))
-    return _BAKES[key]
 
 
 def test_engines_produce_identical_projects(pair: tuple[Baked, Baked]) -> None:

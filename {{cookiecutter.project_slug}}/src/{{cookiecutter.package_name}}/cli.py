@@ -137,3 +137,34 @@ def reproduce(
     if not result.matches(tolerance):
         raise FlywheelError(f"metrics differ from run {run_id} by more than {tolerance}")
     typer.echo("reproduced: every metric matches" + (" exactly" if tolerance == 0 else ""))
+
+
+@app.command()
+@friendly_errors
+def bench(
+    params: ParamsOption = PARAMS_FILE,
+    model_dir: ModelOption = MODEL_DIR,
+    requests: Annotated[int, typer.Option(help="Requests per latency measurement.", min=5)] = 50,
+    batch_size: Annotated[int, typer.Option(help="Inputs per batched request.", min=1)] = 16,
+    train_steps: Annotated[int, typer.Option(help="Steps of the throughput run.", min=1)] = 20,
+) -> None:
+    """Measure latency, memory, model size and training throughput; write bench.json."""
+    from .bench import bench as run_bench
+    from .bench import table
+    from .config import load_params
+    from .predict import Predictor
+
+    Predictor(model_dir)  # a missing model fails here, in one line, before any measuring
+    typer.echo(table(run_bench(load_params(params), requests, batch_size, train_steps, model_dir)))
+
+
+@app.command()
+@friendly_errors
+def gate(params: ParamsOption = PARAMS_FILE) -> None:
+    """Compare bench.json with the budgets in params.yaml; exit 1 naming any metric over budget."""
+    from .config import load_params
+    from .gate import gate as check_budgets
+
+    for verdict in check_budgets(load_params(params)):
+        typer.echo(str(verdict))
+    typer.echo("gate passed: every measurement is within its budget")

@@ -34,6 +34,18 @@ class TrainParams(Section):
     learning_rate: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_ratio: float = Field(ge=0, lt=1)
+    # CUDA only; ignored (with a log line) on a CPU. See device.py.
+    mixed_precision: bool
+    tf32: bool
+    compile: bool
+
+
+class Budgets(Section):
+    """What `gate` allows `bench` to measure."""
+
+    max_p95_latency_ms: float = Field(gt=0)
+    max_model_size_mb: float = Field(gt=0)
+    max_peak_memory_mb: float = Field(gt=0)
 
 
 class Params(Section):
@@ -41,6 +53,7 @@ class Params(Section):
     data: task.DataParams
     model: task.ModelParams
     train: TrainParams
+    budgets: Budgets
 
     def flat(self) -> dict[str, Any]:
         """`section.key` pairs, as MLflow logs them and DVC names them."""

@@ -36,6 +36,8 @@ def evaluate_model(
     import torch
     from transformers import Trainer, TrainingArguments
 
+    from .device import accelerator_available
+
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=scratch,
@@ -43,10 +45,22 @@ def evaluate_model(
             report_to="none",
             remove_unused_columns=False,
             disable_tqdm=True,
+            use_cpu=not accelerator_available(),
             dataloader_pin_memory=torch.cuda.is_available(),
         )
         evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
         prediction = evaluator.predict(test)
+    return score(processor, model, prediction, plots_dir, metrics_file)
+
+
+def score(
+    processor: Any,
+    model: Any,
+    prediction: Any,
+    plots_dir: Path = EVALUATE_PLOTS_DIR,
+    metrics_file: Path | None = METRICS_FILE,
+) -> dict[str, float]:
+    """Metrics and plots from a Trainer's prediction over the test split."""
     metrics = task.report(processor, model, prediction, plots_dir)
     metrics["test_loss"] = float(prediction.metrics["test_loss"])
     metrics = {key: round(value, 6) for key, value in sorted(metrics.items())}

@@ -15,7 +15,8 @@ from typing import Any
 from . import plots, tracking
 from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
 from .data import data_hash, load_prepared
-from .evaluate import encode, evaluate_model
+from .device import training_arguments
+from .evaluate import encode, score
 from .tasks import task
 
 
@@ -92,6 +93,10 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             remove_unused_columns=False,
             dataloader_num_workers=0,
             dataloader_pin_memory=torch.cuda.is_available(),
+            # Losses stay per-sample means under DDP (transformers would scale them by the
+            # number of processes), so metrics match a single-process run.
+            average_tokens_across_devices=False,
+            **training_arguments(params.train),
         )
         trainer = Trainer(
             model=model,
@@ -103,6 +108,9 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             callbacks=[_epoch_logger()],
         )
         trainer.train()
+        # Every process takes part: under DDP each scores a shard and the predictions are
+        # gathered, in order, on all of them.
+        prediction = trainer.predict(features["test"])
         if not trainer.is_world_process_zero():
             return TrainResult(metrics={}, run_id=None, model_uri=None, history=[])
 
@@ -112,9 +120,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         # The run records its test scores too; metrics.json and the evaluation plots in the
         # project are the `evaluate` stage's outputs, so these go to a scratch folder.
         test_plots = Path(scratch) / "evaluate"
-        metrics = evaluate_model(
-            params, processor, model, features["test"], plots_dir=test_plots, metrics_file=None
-        )
+        metrics = score(processor, model, prediction, plots_dir=test_plots, metrics_file=None)
         model_uri = _log_to_mlflow(metrics, model_dir, splits["test"], test_plots) if run else None
     return TrainResult(
         metrics=metrics,

@@ -1,0 +1,190 @@
+"""The files `use_docker`, `ci` and `cloud` select pass real linters, for every combination.
+
+Identical files (the Terraform of one cloud in two combinations, say) are validated once per
+worker: the check is of the content, and the same content cannot pass once and fail later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import Baked
+from validators import (
+    checkov_problems,
+    compose_problems,
+    copy_sources,
+    deploy_problems,
+    dockerfile_problems,
+    dockerignore_allows,
+    pyproject_problems,
+    terraform_problems,
+    workflow_problems,
+)
+
+_VALIDATED: dict[str, list[str]] = {}
+# What a build context must never carry, whatever the project holds.
+HEAVY = [
+    ".git/HEAD",
+    ".venv/bin/python",
+    ".dvc/cache/files/md5/ab/cdef",
+    "data/prepared/train.parquet",
+    "models/model/model.safetensors",
+    "mlruns/0/meta.yaml",
+    "mlartifacts/1/model.pkl",
+    "mlflow.db",
+    "src/pkg/__pycache__/cli.cpython-311.pyc",
+]
+# Values the optional GPU VM needs, to scan it as a user would create it.
+GPU_VARIABLES = {
+    "aws": 'gpu_instance_enabled = true\ngpu_ami_id = "ami-0123456789abcdef0"\n',
+    "gcp": 'gpu_instance_enabled = true\nproject_id = "my-project"\n',
+    "azure": 'gpu_instance_enabled = true\nadmin_ssh_public_key = "ssh-ed25519 AAAAC3Nz test"\n',
+}
+
+
+def once(project: Path, paths: list[str], check: Callable[[], list[str]]) -> list[str]:
+    digest = hashlib.sha256(check.__qualname__.encode())
+    for path in sorted(paths):
+        digest.update(path.encode() + (project / path).read_bytes())
+    key = digest.hexdigest()
+    if key not in _VALIDATED:
+        _VALIDATED[key] = check()
+    return _VALIDATED[key]
+
+
+def test_workflows_pass_actionlint_zizmor_and_the_schema(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    project = pair[0].path
+    workflows = sorted((project / ".github" / "workflows").glob("*.yml"))
+    if combination["ci"] == "none":
+        assert workflows == []
+        return
+    paths = [str(path.relative_to(project)) for path in workflows]
+    assert once(project, paths, lambda: workflow_problems(project, workflows)) == []
+
+
+def test_workflows_pin_actions_to_commits_and_grant_least_privilege(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    project = pair[0].path
+    for workflow in (project / ".github" / "workflows").glob("*.yml"):
+        text = workflow.read_text(encoding="utf-8")
+        for action in re.findall(r"uses:\s*(\S+)", text):
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        parsed = yaml.safe_load(text)
+        assert parsed["permissions"] in ({}, {"contents": "read"}), workflow.name
+        # No expression inside a shell script: untrusted input reaches scripts through env.
+        for job in parsed["jobs"].values():
+            for step in job["steps"]:
+                assert "${{" not in step.get("run", ""), (workflow.name, step)
+
+
+def test_dockerfile_passes_hadolint_and_copies_only_what_the_context_holds(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    project = pair[0].path
+    if combination["use_docker"] == "no":
+        assert not (project / "Dockerfile").exists()
+        return
+    assert once(project, ["Dockerfile"], lambda: dockerfile_problems(project)) == []
+    assert once(project, ["compose.yaml"], lambda: compose_problems(project)) == []
+    sources = copy_sources(project)
+    assert sources, "the Dockerfile copies nothing from the build context"
+    for source in sources:
+        assert (project / source).exists(), f"COPY {source}: not in the project"
+        assert dockerignore_allows(project, source), f"COPY {source}: excluded by .dockerignore"
+    for heavy in HEAVY:
+        assert not dockerignore_allows(project, heavy), f"{heavy} would enter the build context"
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^USER 10001", dockerfile, re.M), "the image must not run as root"
+    assert "HEALTHCHECK" in dockerfile and '"serve"' in dockerfile
+
+
+def test_terraform_is_formatted_valid_and_passes_checkov(
+    pair: tuple[Baked, Baked], combination: dict[str, str], tmp_path: Path
+) -> None:
+    project = pair[0].path
+    folder = project / "infra" / "terraform"
+    cloud = combination["cloud"]
+    if cloud == "none":
+        assert not folder.exists()
+        return
+    files = [str(path.relative_to(project)) for path in sorted(folder.glob("*.tf"))]
+    assert once(project, files, lambda: terraform_problems(folder, tmp_path)) == []
+    assert once(project, files, lambda: checkov_problems(folder)) == []
+    gpu = tmp_path / "gpu.tfvars"
+    gpu.write_text(GPU_VARIABLES[cloud], encoding="utf-8")
+    assert once(project, files, lambda: checkov_problems(folder, gpu)) == []
+
+
+def test_dvc_remote_is_the_terraform_bucket(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    """`.dvc/config` names the remote Terraform's output `dvc_remote_url` computes from the
+    bucket's default name."""
+    project = pair[0]
+    config = project.text(".dvc/config")
+    url = re.search(r"^\s*url = (\S+)$", config, re.M).group(1)
+    cloud = combination["cloud"]
+    if cloud == "none":
+        assert url.startswith("../../") and url.endswith("-dvc-storage")
+        return
+    variables = project.text("infra/terraform/variables.tf")
+    declared = r'variable "(?:bucket_name|storage_account_name)" \{.*?default\s*=\s*"([^"]+)"'
+    name = re.search(declared, variables, re.S).group(1)
+    outputs = project.text("infra/terraform/outputs.tf")
+    remote = re.search(r'output "dvc_remote_url" \{.*?value\s*=\s*"([^"]+)"', outputs, re.S)
+    scheme = {"aws": "s3", "gcp": "gs", "azure": "azure"}[cloud]
+    assert remote.group(1).startswith(f"{scheme}://")
+    if cloud == "azure":
+        assert url == "azure://artifacts/dvc"
+        assert re.search(rf"^\s*account_name = {name}$", config, re.M)
+    else:
+        assert url == f"{scheme}://{name}/dvc"
+    assert f"dvc[{ {'aws': 's3', 'gcp': 'gs', 'azure': 'azure'}[cloud] }]" in project.text(
+        "pyproject.toml"
+    )
+
+
+def test_skypilot_task_and_kubernetes_job_load_in_their_tools(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    project = pair[0].path
+    sky, job = project / "deploy/skypilot/train.yaml", project / "deploy/k8s/train-job.yaml"
+    assert sky.exists() == (combination["cloud"] != "none")
+    assert job.exists() == (combination["use_docker"] == "yes")
+    if sky.exists():
+        assert f"infra: {combination['cloud']}" in sky.read_text(encoding="utf-8")
+        check = lambda: deploy_problems("skypilot", sky)  # noqa: E731
+        assert once(project, ["deploy/skypilot/train.yaml"], check) == []
+    if job.exists():
+        check = lambda: deploy_problems("kubernetes", job)  # noqa: E731
+        assert once(project, ["deploy/k8s/train-job.yaml"], check) == []
+
+
+def test_pyproject_is_valid(pair: tuple[Baked, Baked]) -> None:
+    project = pair[0].path
+    assert once(project, ["pyproject.toml"], lambda: pyproject_problems(project)) == []
+
+
+def test_pre_commit_guards_notebooks_and_large_files(pair: tuple[Baked, Baked]) -> None:
+    hooks = {
+        hook["id"]
+        for repo in yaml.safe_load(pair[0].text(".pre-commit-config.yaml"))["repos"]
+        for hook in repo["hooks"]
+    }
+    assert {"ruff", "ruff-format", "check-added-large-files", "nbstripout"} <= hooks
+    assert {"trailing-whitespace", "end-of-file-fixer", "check-yaml", "check-toml"} <= hooks
+
+
+@pytest.mark.parametrize("relpath", ["src/pkg/cli.py", "pyproject.toml", "params.yaml"])
+def test_dockerignore_reading_lets_the_sources_in(relpath: str, tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").write_text("*\n!src\n!pyproject.toml\n!params.yaml\n")
+    assert dockerignore_allows(tmp_path, relpath)
+    assert not dockerignore_allows(tmp_path, "data/x.parquet")

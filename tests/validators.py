@@ -1,0 +1,188 @@
+"""The offline validators of ops files: each returns the problems it found (empty: clean).
+
+actionlint, zizmor, check-jsonschema, hadolint, validate-pyproject and shellcheck come with the
+template's dev dependencies; terraform is the machine's; checkov gets a virtual environment of
+its own (its pins clash with validate-pyproject), built once like the shared project environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import venv
+from collections.abc import Iterable
+from pathlib import Path
+
+from filelock import FileLock
+from helpers import TEMPLATE_ROOT
+
+TOOLS = Path(sys.executable).parent
+CHECKOV_PIN = "checkov==3.3.30"
+CHECKOV_ENV = TEMPLATE_ROOT / ".cache" / "checkov-env"
+# SkyPilot's task loader and the Kubernetes client's models: heavy, and only needed here.
+DEPLOY_PINS = ("skypilot==0.14.1", "kubernetes==37.0.2", "pyyaml>=6")
+DEPLOY_ENV = TEMPLATE_ROOT / ".cache" / "deploy-env"
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{TOOLS}{os.pathsep}{os.environ['PATH']}", **(env or {})},
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def _problems(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
+    code, output = _run(command, cwd, env)
+    return [] if code == 0 else [f"{' '.join(command[:2])}: {output.strip()}"]
+
+
+def workflow_problems(root: Path, workflows: Iterable[Path]) -> list[str]:
+    """actionlint (with shellcheck on every `run:`), zizmor offline, and the workflow schema."""
+    files = [str(path.relative_to(root)) for path in workflows]
+    problems = _problems([str(TOOLS / "jactionlint"), "-no-color", *files], root)
+    problems += _problems(
+        [str(TOOLS / "zizmor"), "--offline", "--no-progress", "--min-severity=low", *files], root
+    )
+    for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
+        problems += _problems(
+            [str(TOOLS / "check-jsonschema"), "--builtin-schema", schema, *files], root
+        )
+    return problems
+
+
+def dockerfile_problems(root: Path) -> list[str]:
+    return _problems(
+        [str(TOOLS / "hadolint"), "--no-color", "--failure-threshold", "warning", "Dockerfile"],
+        root,
+    )
+
+
+def compose_problems(root: Path) -> list[str]:
+    return _problems(
+        [
+            str(TOOLS / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "compose.yaml",
+        ],
+        root,
+    )
+
+
+def pyproject_problems(root: Path) -> list[str]:
+    return _problems([str(TOOLS / "validate-pyproject"), "pyproject.toml"], root)
+
+
+def dockerignore_allows(root: Path, relpath: str) -> bool:
+    """Whether Docker sends `relpath` to the builder, by its .dockerignore rules: the last
+    matching pattern wins, and a pattern that matches a parent folder matches its contents."""
+    lines = (root / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    parts = relpath.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    allowed = True
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern.removeprefix("!").strip("/")
+        regex = re.escape(body).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, prefix) for prefix in prefixes):
+            allowed = negated
+    return allowed
+
+
+def copy_sources(root: Path) -> list[str]:
+    """The build-context sources of every COPY/ADD without --from, as written."""
+    sources = []
+    for line in (root / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if not words or words[0] not in {"COPY", "ADD"}:
+            continue
+        args = [word for word in words[1:] if not word.startswith("--")]
+        if any(word.startswith("--from") for word in words[1:]):
+            continue
+        sources += args[:-1]
+    return sources
+
+
+def terraform_problems(folder: Path, scratch: Path) -> list[str]:
+    """`terraform fmt -check`, and `terraform validate` up to the providers it cannot install."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        return ["terraform is not installed"]
+    cli_config = scratch / "terraform.rc"
+    cli_config.write_text("", encoding="utf-8")
+    env = {"TF_CLI_CONFIG_FILE": str(cli_config), "CHECKPOINT_DISABLE": "1"}
+    problems = _problems([terraform, "fmt", "-check", "-diff", "-no-color"], folder, env)
+    _, output = _run([terraform, "validate", "-json", "-no-color"], folder, env)
+    diagnostics = json.loads(output[output.index("{") :])["diagnostics"]
+    problems += [
+        f"terraform validate: {d['summary']}: {d.get('detail', '')}"
+        for d in diagnostics
+        if d["summary"] != "Missing required provider"
+    ]
+    return problems
+
+
+def tool_env(folder: Path, pins: tuple[str, ...]) -> Path:
+    """The `bin` folder of a virtual environment of its own holding `pins`, built once."""
+    marker = folder / "installed.txt"
+    wanted = "\n".join(pins)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (marker.is_file() and marker.read_text(encoding="utf-8") == wanted):
+            shutil.rmtree(folder, ignore_errors=True)
+            venv.create(folder, with_pip=True)
+            subprocess.run(
+                [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *pins], check=True
+            )
+            marker.write_text(wanted, encoding="utf-8")
+    return folder / "bin"
+
+
+def checkov_bin() -> Path:
+    return tool_env(CHECKOV_ENV, (CHECKOV_PIN,)) / "checkov"
+
+
+def deploy_problems(kind: str, path: Path) -> list[str]:
+    """`skypilot` or `kubernetes`: the tool's own loader, run by tests/deploy_check.py."""
+    python = tool_env(DEPLOY_ENV, DEPLOY_PINS) / "python"
+    script = Path(__file__).with_name("deploy_check.py")
+    result = subprocess.run(
+        [str(python), str(script), kind, str(path)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        return [f"{kind} check crashed: {result.stderr.strip()[-2000:]}"]
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def checkov_problems(folder: Path, var_file: Path | None = None) -> list[str]:
+    """Failed checks and parse errors (checkov exits 0 on a file it cannot parse)."""
+    command = [str(checkov_bin()), "-d", ".", "--framework", "terraform", "--skip-download"]
+    command += ["--quiet", "--compact", "-o", "json"]
+    if var_file is not None:
+        command += ["--var-file", str(var_file)]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return [f"checkov printed no report: {result.stderr.strip()[-2000:]}"]
+    report = report[0] if isinstance(report, list) else report
+    results = report.get("results", {})
+    problems = [
+        f"checkov {check['check_id']} {check['resource']}: {check['check_name']}"
+        for check in results.get("failed_checks", [])
+    ]
+    problems += [f"checkov cannot parse {path}" for path in results.get("parsing_errors", [])]
+    if report.get("summary", {}).get("resource_count", 0) == 0:
+        problems.append("checkov found no resources: nothing was scanned")
+    return problems

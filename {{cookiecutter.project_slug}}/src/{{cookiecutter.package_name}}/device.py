@@ -1,0 +1,45 @@
+"""Where training runs and which speed-ups it uses: the switches of params.yaml's `train` section.
+
+Mixed precision (bf16 where the GPU has it, else fp16), TF32 matmuls (Ampere and newer) and
+`torch.compile` apply on CUDA GPUs only; on a CPU they are ignored with one log line, so the
+same params.yaml runs on a laptop and on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def accelerator_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def training_arguments(train: Any) -> dict[str, Any]:
+    """TrainingArguments for the device at hand and the switches in `train`."""
+    import torch
+
+    # Without an accelerator, say so: under torchrun this makes the Trainer run DDP over gloo.
+    arguments: dict[str, Any] = {"use_cpu": not accelerator_available()}
+    switches = {
+        "mixed_precision": train.mixed_precision,
+        "tf32": train.tf32,
+        "compile": train.compile,
+    }
+    if not torch.cuda.is_available():
+        wanted = [name for name, on in switches.items() if on]
+        if wanted:
+            logger.warning("no CUDA GPU: train.%s ignored", ", train.".join(wanted))
+        return arguments
+    if train.mixed_precision:
+        bf16 = torch.cuda.is_bf16_supported()
+        arguments["bf16" if bf16 else "fp16"] = True
+    if train.tf32 and torch.cuda.get_device_capability()[0] >= 8:
+        arguments["tf32"] = True
+    if train.compile:
+        arguments["torch_compile"] = True
+    return arguments

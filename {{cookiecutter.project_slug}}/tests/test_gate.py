@@ -1,0 +1,95 @@
+"""`bench` measures and `gate` judges: the gate's logic, never this machine's speed."""
+
+import json
+
+import pytest
+
+from {{ cookiecutter.package_name }}.bench import bench, percentiles
+from {{ cookiecutter.package_name }}.errors import FlywheelError
+from {{ cookiecutter.package_name }}.gate import gate
+
+MEASURED = {
+    "device": "cpu",
+    "predict_latency_ms": {
+        "single": {"p50": 4.0, "p95": 6.0, "n": 50},
+        "batched": {"p50": 20.0, "p95": 25.0, "n": 50, "batch_size": 16},
+    },
+    "http_latency_ms": {"single": {"p50": 8.0, "p95": 12.5, "n": 50}},
+    "model_size_mb": 3.2,
+    "train_samples_per_second": 900.0,
+    "peak_memory_mb": 700.0,
+}
+
+
+def with_budgets(params, **budgets):
+    return params.model_copy(update={"budgets": params.budgets.model_copy(update=budgets)})
+
+
+@pytest.fixture
+def measured(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(MEASURED), encoding="utf-8")
+    return path
+
+
+def test_generous_budgets_pass(trained, measured) -> None:
+    params = with_budgets(
+        trained.params, max_p95_latency_ms=1000, max_model_size_mb=100, max_peak_memory_mb=8000
+    )
+    verdicts = gate(params, measured)
+    assert [v.passed for v in verdicts] == [True, True, True]
+
+
+def test_a_budget_far_below_the_measurement_fails_naming_metric_value_and_budget(
+    trained, measured
+) -> None:
+    params = with_budgets(trained.params, max_p95_latency_ms=0.5)
+    with pytest.raises(FlywheelError) as error:
+        gate(params, measured)
+    message = str(error.value)
+    assert "HTTP p95 latency (ms) is 12.5, over its budget of 0.5" in message
+    assert "budgets.max_p95_latency_ms" in message and "\n" not in message
+
+
+def test_every_metric_over_budget_is_counted(trained, measured) -> None:
+    params = with_budgets(
+        trained.params, max_p95_latency_ms=0.5, max_model_size_mb=0.1, max_peak_memory_mb=1
+    )
+    with pytest.raises(FlywheelError, match="2 more over budget"):
+        gate(params, measured)
+
+
+def test_a_value_equal_to_its_budget_passes(trained, measured) -> None:
+    params = with_budgets(trained.params, max_model_size_mb=3.2)
+    assert all(v.passed for v in gate(params, measured))
+
+
+def test_gate_without_bench_says_what_to_run(trained, tmp_path) -> None:
+    with pytest.raises(FlywheelError, match="not found: run `bench` first"):
+        gate(trained.params, tmp_path / "bench.json")
+
+
+def test_an_incomplete_bench_file_is_named(trained, tmp_path) -> None:
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"model_size_mb": 1.0}), encoding="utf-8")
+    with pytest.raises(FlywheelError, match="missing measurements"):
+        gate(trained.params, path)
+
+
+def test_percentiles_of_known_samples() -> None:
+    result = percentiles([float(value) for value in range(1, 101)])
+    assert result["p50"] == pytest.approx(50.5)
+    assert result["p95"] == pytest.approx(95.05)
+    assert result["n"] == 100
+
+
+def test_bench_writes_every_measurement(trained) -> None:
+    results = bench(trained.params, requests=5, batch_size=2, train_steps=2)
+    assert json.loads((trained.workspace / "bench.json").read_text()) == results
+    for kind in ("single", "batched"):
+        latency = results["predict_latency_ms"][kind]
+        assert 0 < latency["p50"] <= latency["p95"]
+    assert results["http_latency_ms"]["single"]["n"] == 5
+    assert results["model_size_mb"] > 0
+    assert results["train_samples_per_second"] > 0
+    assert results["peak_memory_mb"] > 0
