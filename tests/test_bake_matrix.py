@@ -31,11 +31,14 @@ TASK_FILES = {
 SHARED_MODULES = [
     "__init__.py",
     "__main__.py",
+    "bench.py",
     "cli.py",
     "config.py",
     "data.py",
+    "device.py",
     "errors.py",
     "evaluate.py",
+    "gate.py",
     "pipeline.py",
     "plots.py",
     "predict.py",
@@ -68,6 +71,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_cli.py",
         "tests/test_config.py",
         "tests/test_data.py",
+        "tests/test_gate.py",
         "tests/test_serve.py",
         "tests/test_train.py",
     }

@@ -47,8 +47,9 @@ GPU_VARIABLES = {
 }
 
 
-def once(project: Path, paths: list[str], check: Callable[[], list[str]]) -> list[str]:
-    digest = hashlib.sha256(check.__qualname__.encode())
+def once(label: str, project: Path, paths: list[str], check: Callable[[], list[str]]) -> list[str]:
+    """`check()`'s problems, computed once per worker for the same label and file contents."""
+    digest = hashlib.sha256(label.encode())
     for path in sorted(paths):
         digest.update(path.encode() + (project / path).read_bytes())
     key = digest.hexdigest()
@@ -66,7 +67,7 @@ def test_workflows_pass_actionlint_zizmor_and_the_schema(
         assert workflows == []
         return
     paths = [str(path.relative_to(project)) for path in workflows]
-    assert once(project, paths, lambda: workflow_problems(project, workflows)) == []
+    assert once("workflows", project, paths, lambda: workflow_problems(project, workflows)) == []
 
 
 def test_workflows_pin_actions_to_commits_and_grant_least_privilege(
@@ -92,8 +93,8 @@ def test_dockerfile_passes_hadolint_and_copies_only_what_the_context_holds(
     if combination["use_docker"] == "no":
         assert not (project / "Dockerfile").exists()
         return
-    assert once(project, ["Dockerfile"], lambda: dockerfile_problems(project)) == []
-    assert once(project, ["compose.yaml"], lambda: compose_problems(project)) == []
+    assert once("hadolint", project, ["Dockerfile"], lambda: dockerfile_problems(project)) == []
+    assert once("compose", project, ["compose.yaml"], lambda: compose_problems(project)) == []
     sources = copy_sources(project)
     assert sources, "the Dockerfile copies nothing from the build context"
     for source in sources:
@@ -116,11 +117,11 @@ def test_terraform_is_formatted_valid_and_passes_checkov(
         assert not folder.exists()
         return
     files = [str(path.relative_to(project)) for path in sorted(folder.glob("*.tf"))]
-    assert once(project, files, lambda: terraform_problems(folder, tmp_path)) == []
-    assert once(project, files, lambda: checkov_problems(folder)) == []
+    assert once("terraform", project, files, lambda: terraform_problems(folder, tmp_path)) == []
+    assert once("checkov", project, files, lambda: checkov_problems(folder)) == []
     gpu = tmp_path / "gpu.tfvars"
     gpu.write_text(GPU_VARIABLES[cloud], encoding="utf-8")
-    assert once(project, files, lambda: checkov_problems(folder, gpu)) == []
+    assert once("checkov-gpu", project, files, lambda: checkov_problems(folder, gpu)) == []
 
 
 def test_dvc_remote_is_the_terraform_bucket(
@@ -162,15 +163,15 @@ def test_skypilot_task_and_kubernetes_job_load_in_their_tools(
     if sky.exists():
         assert f"infra: {combination['cloud']}" in sky.read_text(encoding="utf-8")
         check = lambda: deploy_problems("skypilot", sky)  # noqa: E731
-        assert once(project, ["deploy/skypilot/train.yaml"], check) == []
+        assert once("skypilot", project, ["deploy/skypilot/train.yaml"], check) == []
     if job.exists():
         check = lambda: deploy_problems("kubernetes", job)  # noqa: E731
-        assert once(project, ["deploy/k8s/train-job.yaml"], check) == []
+        assert once("kubernetes", project, ["deploy/k8s/train-job.yaml"], check) == []
 
 
 def test_pyproject_is_valid(pair: tuple[Baked, Baked]) -> None:
     project = pair[0].path
-    assert once(project, ["pyproject.toml"], lambda: pyproject_problems(project)) == []
+    assert once("pyproject", project, ["pyproject.toml"], lambda: pyproject_problems(project)) == []
 
 
 def test_pre_commit_guards_notebooks_and_large_files(pair: tuple[Baked, Baked]) -> None:
@@ -188,3 +189,58 @@ def test_dockerignore_reading_lets_the_sources_in(relpath: str, tmp_path: Path) 
     (tmp_path / ".dockerignore").write_text("*\n!src\n!pyproject.toml\n!params.yaml\n")
     assert dockerignore_allows(tmp_path, relpath)
     assert not dockerignore_allows(tmp_path, "data/x.parquet")
+
+
+BAD_WORKFLOW = """name: bad
+on: pull_request
+permissions: {}
+jobs:
+  greet:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 5
+    steps:
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+BAD_TERRAFORM = """resource "aws_s3_bucket_public_access_block" "open" {
+  bucket                  = "somewhere"
+  block_public_acls       = false
+  block_public_policy     = false
+  ignore_public_acls      = false
+  restrict_public_buckets = false
+}
+"""
+BAD_JOB = """apiVersion: batch/v1
+kind: Job
+metadata: {name: bad}
+spec:
+  template:
+    spec:
+      restartPolicyy: Never
+      containers: [{name: c, image: busybox}]
+"""
+
+
+def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
+    """Each validator, fed a file with a known defect, reports it: none of them passes blindly."""
+    workflow = tmp_path / ".github" / "workflows" / "bad.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(BAD_WORKFLOW, encoding="utf-8")
+    found = workflow_problems(tmp_path, [workflow])
+    assert any("zizmor" in problem and "template-injection" in problem for problem in found)
+    assert any("jactionlint" in problem and "untrusted" in problem for problem in found)
+
+    (tmp_path / "Dockerfile").write_text("FROM python\nRUN pip install torch\n", encoding="utf-8")
+    assert any("DL3006" in problem for problem in dockerfile_problems(tmp_path))
+
+    terraform = tmp_path / "terraform"
+    terraform.mkdir()
+    (terraform / "main.tf").write_text(BAD_TERRAFORM, encoding="utf-8")
+    assert any("CKV_AWS_56" in problem for problem in checkov_problems(terraform))
+    (terraform / "main.tf").write_text('resource "x" {\n', encoding="utf-8")
+    assert any("terraform validate" in p for p in terraform_problems(terraform, tmp_path))
+
+    job = tmp_path / "job.yaml"
+    job.write_text(BAD_JOB, encoding="utf-8")
+    assert deploy_problems("kubernetes", job) == [
+        "spec.template.spec.restartPolicyy: unknown field"
+    ]

@@ -30,3 +30,17 @@ def test_pre_commit_config_is_valid() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_own_workflows_pass_the_validators_projects_get() -> None:
+    from validators import workflow_problems
+
+    workflows = sorted((TEMPLATE_ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows, "the template has no workflow"
+    assert workflow_problems(TEMPLATE_ROOT, workflows) == []
+
+
+def test_own_pyproject_is_valid() -> None:
+    from validators import pyproject_problems
+
+    assert pyproject_problems(TEMPLATE_ROOT) == []

@@ -48,7 +48,7 @@ def _problems(command: list[str], cwd: Path, env: dict[str, str] | None = None) 
 def workflow_problems(root: Path, workflows: Iterable[Path]) -> list[str]:
     """actionlint (with shellcheck on every `run:`), zizmor offline, and the workflow schema."""
     files = [str(path.relative_to(root)) for path in workflows]
-    problems = _problems([str(TOOLS / "jactionlint"), "-no-color", *files], root)
+    problems = _problems([str(TOOLS / "jactionlint"), "--no-color", *files], root)
     problems += _problems(
         [str(TOOLS / "zizmor"), "--offline", "--no-progress", "--min-severity=low", *files], root
     )
