@@ -211,3 +211,11 @@ def readme_commands(readme: str, section: str) -> list[str]:
     assert match, f"no bash block under '## {section}'"
     lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in match.group(1).splitlines()]
     return [line for line in lines if line]
+
+
+def set_epochs(project: Baked, epochs: int) -> None:
+    """Shorter training for tests about mechanics, not accuracy (the first `epochs:` key)."""
+    params = project.text("params.yaml")
+    changed = re.sub(r"(?m)^  epochs: \d+$", f"  epochs: {epochs}", params, count=1)
+    assert changed != params
+    (project.path / "params.yaml").write_text(changed, encoding="utf-8")

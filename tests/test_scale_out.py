@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import TASKS, Baked, bake_copier
+from helpers import TASKS, Baked, bake_copier, set_epochs
 from project_env import env_with
 
 # DDP is the point, not accuracy: a short run.
-EPOCHS = 2
+EPOCHS = 1
 
 COUNT_RUNS = """
 import sys
@@ -29,10 +29,7 @@ def test_torchrun_two_cpu_processes(
     task: str, template: Path, project_bin: Path, tmp_path: Path
 ) -> None:
     project = Baked(bake_copier(template, {"task": task}, tmp_path / "ddp_demo"))
-    params = project.text("params.yaml")
-    (project.path / "params.yaml").write_text(
-        re.sub(r"(?m)^  epochs: \d+$", f"  epochs: {EPOCHS}", params, count=1), encoding="utf-8"
-    )
+    set_epochs(project, EPOCHS)
     env = env_with(project_bin, project.path)
     package = next((project.path / "src").iterdir()).name
     prepared = project.run("python", "-m", package, "prepare", env=env)
