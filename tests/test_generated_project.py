@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -187,3 +188,35 @@ def test_makefile_help_lists_every_readme_target(projects: dict[str, Baked]) -> 
     for command in readme_commands(project.text("README.md"), "Quick start"):
         assert command.startswith("make ")
         assert command.split()[1] in help_text
+
+
+BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\d.]+"
+
+
+@pytest.mark.slow
+def test_readme_gate_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+    """`make bench` and `make gate` as written. The budgets are set by the test, far above and
+    far below anything measurable, so the verdicts do not depend on this machine's speed."""
+    project = projects["text-classification"]
+    env = env_with(project_bin, project.path)
+    trained(project, env)
+    assert readme_commands(project.text("README.md"), "Speed and size gates") == [
+        "make bench",
+        "make gate",
+    ]
+    bench = project.run("make", "bench", env=env, timeout=600)
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    assert "HTTP, 1 input: p50 / p95" in bench.stdout
+    measured = json.loads(project.text("bench.json"))
+    assert measured["http_latency_ms"]["single"]["n"] == 50
+    params = project.text("params.yaml")
+    try:
+        for budget, expected in (("1000000", 0), ("0.001", 2)):
+            relaxed = re.sub(BUDGET_LINE, rf"\g<1>{budget}", params)
+            (project.path / "params.yaml").write_text(relaxed, encoding="utf-8")
+            gate = project.run("make", "gate", env=env)
+            assert gate.returncode == expected, gate.stdout + gate.stderr
+        assert "error: gate failed: HTTP p95 latency (ms) is" in gate.stderr
+        assert "(budgets.max_p95_latency_ms in params.yaml); 2 more over budget" in gate.stderr
+    finally:
+        (project.path / "params.yaml").write_text(params, encoding="utf-8")
