@@ -95,7 +95,7 @@ def http_latency(model_dir: Path, example: Any, repeats: int) -> list[float]:
 
 def train_throughput(params: Params, steps: int) -> float:
     """Samples per second of a short training run with the project's own model and data."""
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
     from transformers.utils import logging as transformers_logging
 
     from .device import training_arguments
@@ -124,6 +124,7 @@ def train_throughput(params: Params, steps: int) -> float:
             train_dataset=encode(train, processor),
             data_collator=task.collator(processor),
         )
+        trainer.remove_callback(PrinterCallback)  # the table reports the throughput, once
         return round(trainer.train().metrics["train_samples_per_second"], 2)
 
 
