@@ -9,11 +9,13 @@ remote), and `reproduce` against altered data in the DVC cache.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import GIT_ENV, TASKS, Baked, bake_copier, readme_commands, set_epochs
 from project_env import env_with
 
@@ -34,6 +36,13 @@ def must(project: Baked, command: str, env: dict[str, str]) -> str:
     run = project.run("bash", "-c", command, env=env, timeout=900)
     assert run.returncode == 0, f"{command}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     return run.stdout + run.stderr
+
+
+READ_TAGS = """
+import json, sys
+import mlflow
+print(json.dumps(mlflow.MlflowClient("sqlite:///mlflow.db").get_run(sys.argv[1]).data.tags))
+"""
 
 
 def ran_stages(output: str) -> list[str]:
@@ -73,6 +82,31 @@ def test_pipeline_versions_and_reproduces(
     assert ran_stages(changed) == ["train", "evaluate"], changed
     run_id = mlflow_run_id(changed)
     assert "metrics.json" in must(project, "dvc metrics diff", env)
+    # The run names its data as dvc.lock does, and the lock entry of the stage that made it.
+    read = project.run(str(project_bin / "python"), "-c", READ_TAGS, run_id, env=env)
+    assert read.returncode == 0, read.stderr[-2000:]
+    tags = json.loads(read.stdout)
+    lock = yaml.safe_load(project.text("dvc.lock"))["stages"]
+    [prepared] = [out for out in lock["prepare"]["outs"] if out["path"] == "data/prepared"]
+    assert tags["lineage.data_hash"] == prepared["md5"]
+    assert tags["lineage.dvc_lock"] == "current"
+    entry = json.dumps(lock["prepare"], sort_keys=True).encode()
+    assert tags["lineage.dvc_stage.prepare"] == hashlib.md5(entry).hexdigest()
+    assert tags["lineage.git_dirty"] == "false"  # DVC's own bookkeeping is not a change
+
+    # A misspelled key: the stage fails with one line naming it, and the last model stays.
+    model_before = tree_digest(project.path / "models/model")
+    params = project.text("params.yaml")
+    misspelled = params.replace("  learning_rate:", "  learning_rat:", 1)
+    (project.path / "params.yaml").write_text(misspelled, encoding="utf-8")
+    broken = project.run("dvc", "repro", env=env, timeout=300)
+    assert broken.returncode != 0
+    assert (
+        "error: params.yaml: train.learning_rat: unknown key; did you mean learning_rate?"
+        in broken.stdout + broken.stderr
+    )
+    assert tree_digest(project.path / "models/model") == model_before
+    (project.path / "params.yaml").write_text(params, encoding="utf-8")
     must(project, "git add dvc.lock metrics.json && git commit -qm 'Train with fewer epochs'", env)
     with (project.path / "README.md").open("a", encoding="utf-8") as readme:
         readme.write("\nA later change that has nothing to do with the model.\n")
