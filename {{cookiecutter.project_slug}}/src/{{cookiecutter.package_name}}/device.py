@@ -23,8 +23,13 @@ def training_arguments(train: Any) -> dict[str, Any]:
     """TrainingArguments for the device at hand and the switches in `train`."""
     import torch
 
-    # Without an accelerator, say so: under torchrun this makes the Trainer run DDP over gloo.
-    arguments: dict[str, Any] = {"use_cpu": not accelerator_available()}
+    arguments: dict[str, Any] = {
+        # Without an accelerator, say so: under torchrun this makes the Trainer run DDP over gloo.
+        "use_cpu": not accelerator_available(),
+        # Losses stay per-sample means under DDP (transformers would scale them by the number
+        # of processes), so metrics match a single-process run.
+        "average_tokens_across_devices": False,
+    }
     switches = {
         "mixed_precision": train.mixed_precision,
         "tf32": train.tf32,

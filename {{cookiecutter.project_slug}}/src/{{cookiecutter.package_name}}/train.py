@@ -93,9 +93,6 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             remove_unused_columns=False,
             dataloader_num_workers=0,
             dataloader_pin_memory=torch.cuda.is_available(),
-            # Losses stay per-sample means under DDP (transformers would scale them by the
-            # number of processes), so metrics match a single-process run.
-            average_tokens_across_devices=False,
             **training_arguments(params.train),
         )
         trainer = Trainer(
