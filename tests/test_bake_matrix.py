@@ -84,7 +84,14 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
     if combination["ci"] == "github" and combination["use_docker"] == "yes":
         files |= {".github/workflows/docker.yml"}
     if combination["cloud"] != "none":
-        terraform = ("README.md", "main.tf", "outputs.tf", "variables.tf", "versions.tf")
+        terraform = (
+            "README.md",
+            "main.tf",
+            "outputs.tf",
+            "terraform.tfvars.example",
+            "variables.tf",
+            "versions.tf",
+        )
         files |= {f"infra/terraform/{name}" for name in terraform}
         files |= {"deploy/skypilot/train.yaml"}
     return files

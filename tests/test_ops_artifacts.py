@@ -180,7 +180,13 @@ def test_pre_commit_guards_notebooks_and_large_files(pair: tuple[Baked, Baked]) 
         for repo in yaml.safe_load(pair[0].text(".pre-commit-config.yaml"))["repos"]
         for hook in repo["hooks"]
     }
-    assert {"ruff", "ruff-format", "check-added-large-files", "nbstripout"} <= hooks
+    assert {
+        "ruff",
+        "ruff-format",
+        "check-added-large-files",
+        "nbstripout",
+        "detect-secrets",
+    } <= hooks
     assert {"trailing-whitespace", "end-of-file-fixer", "check-yaml", "check-toml"} <= hooks
 
 
