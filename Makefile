@@ -10,13 +10,18 @@ WORKERS ?= 2
 help: ## List the available commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# The real-data tests speak their audio with espeak-ng (Debian's package; root or sudo installs it).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 $(BIN)/.installed: pyproject.toml
+	command -v espeak-ng >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq espeak-ng >/dev/null \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng >/dev/null; }
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools
+setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools; install espeak-ng
 
 demo: setup ## Bake the default project into demo/, install it, train and try its model
 	rm -rf demo

@@ -217,6 +217,6 @@ def test_readme_gate_section_works(projects: dict[str, Baked], project_bin: Path
             gate = project.run("make", "gate", env=env)
             assert gate.returncode == expected, gate.stdout + gate.stderr
         assert "error: gate failed: HTTP p95 latency (ms) is" in gate.stderr
-        assert "(budgets.max_p95_latency_ms in params.yaml); 2 more over budget" in gate.stderr
+        assert "(budgets.max_p95_latency_ms in params.yaml); 2 more outside budget" in gate.stderr
     finally:
         (project.path / "params.yaml").write_text(params, encoding="utf-8")

@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from {{ cookiecutter.package_name }}.baselines import shortfall
 from {{ cookiecutter.package_name }}.bench import bench, percentiles
 from {{ cookiecutter.package_name }}.errors import FlywheelError
 from {{ cookiecutter.package_name }}.gate import gate
+from {{ cookiecutter.package_name }}.tasks import task
 
 MEASURED = {
     "device": "cpu",
@@ -55,7 +57,7 @@ def test_every_metric_over_budget_is_counted(trained, measured) -> None:
     params = with_budgets(
         trained.params, max_p95_latency_ms=0.5, max_model_size_mb=0.1, max_peak_memory_mb=1
     )
-    with pytest.raises(FlywheelError, match="2 more over budget"):
+    with pytest.raises(FlywheelError, match="2 more outside budget"):
         gate(params, measured)
 
 
@@ -93,3 +95,52 @@ def test_bench_writes_every_measurement(trained) -> None:
     assert results["model_size_mb"] > 0
     assert results["train_samples_per_second"] > 0
     assert results["peak_memory_mb"] > 0
+
+
+def scored(model: float, baseline: float) -> dict:
+    """metrics.json with the model and the baseline it must beat at these primary scores."""
+    baselines = {name: {task.JUDGING.primary_metric: 0.5} for name in task.JUDGING.baselines}
+    baselines[task.JUDGING.baseline_to_beat] = {task.JUDGING.primary_metric: baseline}
+    return {task.JUDGING.primary_metric: model, "baselines": baselines}
+
+
+def better_and_worse() -> tuple[float, float]:
+    return (0.9, 0.6) if task.JUDGING.greater_is_better else (0.1, 0.4)
+
+
+def test_a_model_behind_its_baseline_gets_one_warning_line_naming_both_scores() -> None:
+    good, bad = better_and_worse()
+    assert shortfall(scored(good, bad)) is None
+    warning = shortfall(scored(bad, good))
+    judging = task.JUDGING
+    expected = f"test {judging.primary_metric} ({bad}) does not beat the {judging.baseline_to_beat}"
+    assert expected in warning
+    assert f": {good}): try model.pretrained" in warning and "\n" not in warning
+
+
+@pytest.mark.parametrize("required, passes", [(None, True), (0.2, True), (0.5, False)])
+def test_the_gate_can_require_a_margin_over_the_baseline(
+    trained, measured, tmp_path, required, passes
+) -> None:
+    good, bad = better_and_worse()  # a lead of 0.3
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(scored(good, bad)), encoding="utf-8")
+    params = with_budgets(trained.params, min_margin_over_baseline=required)
+    if passes:
+        assert all(verdict.passed for verdict in gate(params, measured, metrics))
+        return
+    with pytest.raises(FlywheelError) as error:
+        gate(params, measured, metrics)
+    assert (
+        f"margin over the {task.JUDGING.baseline_to_beat} baseline is 0.3, under its minimum of 0.5"
+        in str(error.value)
+    )
+    assert "budgets.min_margin_over_baseline" in str(error.value)
+
+
+def test_a_required_margin_without_metrics_names_the_verb_to_run(
+    trained, measured, tmp_path
+) -> None:
+    params = with_budgets(trained.params, min_margin_over_baseline=0.01)
+    with pytest.raises(FlywheelError, match=r"metrics\.json not found: run `evaluate` first"):
+        gate(params, measured, tmp_path / "metrics.json")

@@ -1,4 +1,4 @@
-"""What the classification tasks share: metrics, predictions and the confusion matrix."""
+"""What the classification tasks share: metrics, baselines, predictions and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -9,6 +9,73 @@ from typing import Any
 import numpy as np
 
 from . import plots
+from .errors import FlywheelError
+from .schema import Judging
+
+
+def judging(classical: str) -> Judging:
+    """How every classifier is judged; `classical` describes the task's classical baseline."""
+    return Judging(
+        primary_metric="accuracy",
+        greater_is_better=True,
+        perfect_score=1.0,
+        selection_metric="accuracy",
+        baselines={"majority": "always the most frequent class", "classical": classical},
+        baseline_to_beat="classical",
+        improvement_hint="model.pretrained (a checkpoint of your modality), more examples per "
+        "class, or a longer train.epochs budget",
+    )
+
+
+def class_folder_files(
+    source: Path, extensions: set[str], kind: str
+) -> tuple[list[Path], list[str]]:
+    """The files of a `source/<class>/<file>` folder with one of `extensions`, and their classes.
+
+    Hidden files and folders (`.DS_Store`, `._photo.png`, `.git/`) are skipped."""
+    if not source.is_dir():
+        raise FlywheelError(
+            f"data.source: {source} is not a folder: use one sub-folder of {kind} files per class"
+        )
+    files = sorted(
+        path
+        for path in source.rglob("*")
+        if path.suffix.lower() in extensions
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(source).parts)
+    )
+    loose = [path for path in files if path.parent == source]
+    if loose:
+        raise FlywheelError(
+            f"data.source: {loose[0]} is not in a class sub-folder: move each file into "
+            f"{source}/<class name>/"
+        )
+    if not files:
+        raise FlywheelError(
+            f"data.source: {source} holds no {kind} files: "
+            f"use one sub-folder of {kind} files per class"
+        )
+    return files, [path.relative_to(source).parts[0] for path in files]
+
+
+def resnet_config(model: Any, num_channels: int, labels: list[str]) -> Any:
+    """A small ResNet's config from `model.hidden_sizes` and `model.depths` (one stage each)."""
+    from transformers import ResNetConfig
+
+    if len(model.hidden_sizes) != len(model.depths):
+        raise FlywheelError(
+            "model.depths: give one depth per entry of model.hidden_sizes "
+            f"({len(model.depths)} depths, {len(model.hidden_sizes)} sizes)"
+        )
+    return ResNetConfig(
+        num_channels=num_channels,
+        embedding_size=model.hidden_sizes[0],
+        hidden_sizes=model.hidden_sizes,
+        depths=model.depths,
+        layer_type="basic",
+        downsample_in_first_stage=False,
+        **label_config(labels),
+    )
 
 
 def label_config(labels: Sequence[str]) -> dict[str, Any]:
@@ -29,19 +96,38 @@ def with_labels(preprocess: Callable[[Any, list], dict[str, Any]], processor: An
     return transform
 
 
-def compute_metrics(processor: Any) -> Callable[[Any], dict[str, float]]:
-    """Accuracy and macro-F1 from a Trainer's predictions (scikit-learn: no download needed)."""
+def scores(actual: Any, predicted: Any) -> dict[str, float]:
+    """Accuracy and macro-F1 (scikit-learn: no download needed), for models and baselines alike."""
     from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "accuracy": float(accuracy_score(actual, predicted)),
+        "f1_macro": float(f1_score(actual, predicted, average="macro")),
+    }
+
+
+def compute_metrics(processor: Any) -> Callable[[Any], dict[str, float]]:
+    """Accuracy and macro-F1 from a Trainer's predictions."""
 
     def metrics(prediction: Any) -> dict[str, float]:
         predicted = np.asarray(prediction.predictions).argmax(-1)
-        actual = np.asarray(prediction.label_ids)
-        return {
-            "accuracy": float(accuracy_score(actual, predicted)),
-            "f1_macro": float(f1_score(actual, predicted, average="macro")),
-        }
+        return scores(np.asarray(prediction.label_ids), predicted)
 
     return metrics
+
+
+def baselines(train: Any, test: Any, classical: Any) -> dict[str, dict[str, float]]:
+    """The majority class and a classical scikit-learn model (fitted on `train`), on `test`."""
+    from sklearn.dummy import DummyClassifier
+
+    estimators = {"majority": DummyClassifier(strategy="most_frequent"), "classical": classical}
+    fitted = {
+        name: estimator.fit(train["input"], train["label"])
+        for name, estimator in estimators.items()
+    }
+    return {
+        name: scores(test["label"], model.predict(test["input"])) for name, model in fitted.items()
+    }
 
 
 def postprocess(processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]]:

@@ -45,6 +45,14 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def warn_below_baseline(metrics: dict[str, Any]) -> None:
+    from .baselines import shortfall
+
+    warning = shortfall(metrics)
+    if warning:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+
+
 @app.callback()
 def main() -> None:
     """Prepare data, train, evaluate and serve the {{ cookiecutter.task }} model."""
@@ -81,6 +89,7 @@ def train(params: ParamsOption = PARAMS_FILE) -> None:
     if result.run_id:
         typer.echo(f"test metrics: {json.dumps(result.metrics)}")
         typer.echo(f"MLflow run:   {result.run_id}")
+        warn_below_baseline(result.metrics)
 
 
 @app.command()
@@ -90,7 +99,9 @@ def evaluate(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_
     from .config import load_params
     from .evaluate import evaluate as evaluate_model
 
-    typer.echo(json.dumps(evaluate_model(load_params(params), model_dir), indent=2))
+    metrics = evaluate_model(load_params(params), model_dir)
+    typer.echo(json.dumps(metrics, indent=2))
+    warn_below_baseline(metrics)
 
 
 @app.command()

@@ -34,6 +34,9 @@ class TrainParams(Section):
     learning_rate: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_ratio: float = Field(ge=0, lt=1)
+    # Epochs without a better validation score before training stops (the best epoch's model is
+    # kept either way); null: train every epoch.
+    early_stopping_patience: int | None = Field(ge=1)
     # CUDA only; ignored (with a log line) on a CPU. See device.py.
     mixed_precision: bool
     tf32: bool
@@ -46,6 +49,8 @@ class Budgets(Section):
     max_p95_latency_ms: float = Field(gt=0)
     max_model_size_mb: float = Field(gt=0)
     max_peak_memory_mb: float = Field(gt=0)
+    # How far the model must lead its baseline on the primary metric; null: not checked.
+    min_margin_over_baseline: float | None
 
 
 class Params(Section):

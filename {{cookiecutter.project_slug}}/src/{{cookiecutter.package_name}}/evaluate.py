@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import plots
+from .baselines import score_baselines
 from .config import EVALUATE_PLOTS_DIR, METRICS_FILE, MODEL_DIR, Params
 from .data import load_prepared
 from .tasks import task
@@ -30,7 +32,8 @@ def evaluate_model(
     test: Any,
     plots_dir: Path = EVALUATE_PLOTS_DIR,
     metrics_file: Path | None = METRICS_FILE,
-) -> dict[str, float]:
+    baselines: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """Metrics of `model` on the encoded `test` split, written to `metrics_file` (unless None);
     plots to `plots_dir`."""
     import torch
@@ -50,7 +53,7 @@ def evaluate_model(
         )
         evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
         prediction = evaluator.predict(test)
-    return score(processor, model, prediction, plots_dir, metrics_file)
+    return score(processor, model, prediction, plots_dir, metrics_file, baselines)
 
 
 def score(
@@ -59,19 +62,28 @@ def score(
     prediction: Any,
     plots_dir: Path = EVALUATE_PLOTS_DIR,
     metrics_file: Path | None = METRICS_FILE,
-) -> dict[str, float]:
-    """Metrics and plots from a Trainer's prediction over the test split."""
-    metrics = task.report(processor, model, prediction, plots_dir)
+    baselines: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Metrics and plots from a Trainer's prediction over the test split, with the baselines'
+    scores on the same split (under `baselines`) where given."""
+    metrics: dict[str, Any] = task.report(processor, model, prediction, plots_dir)
     metrics["test_loss"] = float(prediction.metrics["test_loss"])
     metrics = {key: round(value, 6) for key, value in sorted(metrics.items())}
+    if baselines is not None:
+        metrics["baselines"] = baselines
+        plots.baselines(
+            task.JUDGING.primary_metric, metrics[task.JUDGING.primary_metric], baselines, plots_dir
+        )
     if metrics_file is not None:
         metrics_file.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
 
 
-def evaluate(params: Params, model_dir: Path = MODEL_DIR) -> dict[str, float]:
+def evaluate(params: Params, model_dir: Path = MODEL_DIR) -> dict[str, Any]:
     from .predict import Predictor
 
     predictor = Predictor(model_dir)
-    test = encode(load_prepared()["test"], predictor.processor)
-    return evaluate_model(params, predictor.processor, predictor.model, test)
+    splits = load_prepared()
+    test = encode(splits["test"], predictor.processor)
+    baselines = score_baselines(splits["train"], splits["test"])
+    return evaluate_model(params, predictor.processor, predictor.model, test, baselines=baselines)

@@ -1,7 +1,9 @@
-"""`gate`: stop a model that is accurate but too slow or too big, before it reaches production.
+"""`gate`: stop a model that is too slow, too big or no better than a baseline, before it
+reaches production.
 
-Compares bench.json (from `bench`) with the budgets in params.yaml; every metric over its budget
-is named with its value and its budget.
+Compares bench.json (from `bench`) with the budgets in params.yaml, and, when
+`budgets.min_margin_over_baseline` is set, metrics.json (from `evaluate`) with the baseline the
+model must beat; every measurement outside its budget is named with its value and its budget.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .baselines import margin
 from .bench import BENCH_FILE
-from .config import Params
+from .config import METRICS_FILE, Params
 from .errors import FlywheelError
+from .tasks import task
 
 
 @dataclass(frozen=True)
@@ -22,13 +26,20 @@ class Verdict:
     value: float
     budget: float
     budget_key: str
+    # A budget is a ceiling (latency, size) or, for margins, a floor.
+    at_least: bool = False
 
     @property
     def passed(self) -> bool:
-        return self.value <= self.budget
+        return self.value >= self.budget if self.at_least else self.value <= self.budget
+
+    @property
+    def failure(self) -> str:
+        limit = "under its minimum" if self.at_least else "over its budget"
+        return f"{self.metric} is {self.value}, {limit} of {self.budget}"
 
     def __str__(self) -> str:
-        mark = "ok  " if self.passed else "OVER"
+        mark = "ok   " if self.passed else ("UNDER" if self.at_least else "OVER ")
         return f"{mark} {self.metric}: {self.value} (budget {self.budget}, {self.budget_key})"
 
 
@@ -56,28 +67,47 @@ def verdicts(results: dict[str, Any], params: Params) -> list[Verdict]:
     ]
 
 
-def read_bench(path: Path = BENCH_FILE) -> dict[str, Any]:
+def baseline_verdict(metrics: dict[str, Any], minimum: float) -> Verdict:
+    return Verdict(
+        f"{task.JUDGING.primary_metric} margin over the {task.JUDGING.baseline_to_beat} baseline",
+        margin(metrics),
+        minimum,
+        "budgets.min_margin_over_baseline",
+        at_least=True,
+    )
+
+
+def read_json(path: Path, verb: str) -> dict[str, Any]:
     if not path.is_file():
-        raise FlywheelError(f"{path} not found: run `bench` first")
+        raise FlywheelError(f"{path} not found: run `{verb}` first")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
-        raise FlywheelError(f"{path}: not valid JSON: run `bench` again") from None
+        raise FlywheelError(f"{path}: not valid JSON: run `{verb}` again") from None
 
 
-def gate(params: Params, path: Path = BENCH_FILE) -> list[Verdict]:
-    """Every verdict; raises naming the first metric over its budget."""
-    results = read_bench(path)
+def gate(
+    params: Params, path: Path = BENCH_FILE, metrics_path: Path = METRICS_FILE
+) -> list[Verdict]:
+    """Every verdict; raises naming the first measurement outside its budget."""
+    results = read_json(path, "bench")
     try:
         checked = verdicts(results, params)
     except (KeyError, TypeError):
         raise FlywheelError(f"{path}: missing measurements: run `bench` again") from None
+    minimum = params.budgets.min_margin_over_baseline
+    if minimum is not None:
+        try:
+            checked.append(baseline_verdict(read_json(metrics_path, "evaluate"), minimum))
+        except (KeyError, TypeError):
+            raise FlywheelError(
+                f"{metrics_path}: no baseline scores: run `evaluate` again"
+            ) from None
     failed = [verdict for verdict in checked if not verdict.passed]
     if failed:
         first = failed[0]
         raise FlywheelError(
-            f"gate failed: {first.metric} is {first.value}, over its budget of {first.budget} "
-            f"({first.budget_key} in params.yaml)"
-            + (f"; {len(failed) - 1} more over budget" if len(failed) > 1 else "")
+            f"gate failed: {first.failure} ({first.budget_key} in params.yaml)"
+            + (f"; {len(failed) - 1} more outside budget" if len(failed) > 1 else "")
         )
     return checked

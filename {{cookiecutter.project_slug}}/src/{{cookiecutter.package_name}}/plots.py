@@ -81,3 +81,33 @@ def confusion_matrix(
     figure.savefig(image, dpi=100)
     plt.close(figure)
     return [table, image]
+
+
+def baselines(
+    metric: str, model: float, scores: dict[str, dict[str, float]], plots_dir: Path
+) -> list[Path]:
+    """The model beside its baselines on the primary metric: `baselines.csv` (for DVC) and
+    `baselines.png`."""
+    rows = [("model", model)] + [
+        (f"baseline: {name}", values[metric]) for name, values in scores.items()
+    ]
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    table = plots_dir / "baselines.csv"
+    with table.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(["name", metric])
+        writer.writerows(rows)
+
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 1 + 0.6 * len(rows)))
+    names, values = zip(*rows, strict=True)
+    bars = axes.barh(names, values, color=["tab:blue"] + ["tab:gray"] * (len(rows) - 1))
+    axes.bar_label(bars, fmt="%.3f", padding=3)
+    axes.invert_yaxis()
+    axes.set(xlabel=f"{metric} (test split)", title="Model and baselines")
+    axes.set_xlim(0, max(1.0, max(values)) * 1.15)
+    figure.tight_layout()
+    image = plots_dir / "baselines.png"
+    figure.savefig(image, dpi=100)
+    plt.close(figure)
+    return [table, image]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -23,3 +25,23 @@ class DataSource(Section):
     test_fraction: float = Field(gt=0, lt=0.5)
     # Keep at most this many examples (after shuffling); null keeps all.
     max_samples: int | None = Field(ge=10)
+
+
+@dataclass(frozen=True)
+class Judging:
+    """How a task's models are judged, declared once per task (`task.JUDGING`) and read by
+    training, evaluation, the baselines and the gate."""
+
+    # The test metric people read first, and whether higher is better.
+    primary_metric: str
+    greater_is_better: bool
+    # A validation score no later epoch can beat: training stops when it is reached.
+    perfect_score: float
+    # The validation score that picks the best epoch and stops training early: "loss" or the
+    # primary metric.
+    selection_metric: str
+    # Every baseline's name with what it is; the model must beat `baseline_to_beat`.
+    baselines: dict[str, str]
+    baseline_to_beat: str
+    # What the warning suggests when the model does not beat that baseline.
+    improvement_hint: str

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots, tracking
+from .baselines import flat, score_baselines
 from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
 from .data import data_hash, load_prepared
 from .device import training_arguments
@@ -22,7 +23,7 @@ from .tasks import task
 
 @dataclass(frozen=True)
 class TrainResult:
-    metrics: dict[str, float]
+    metrics: dict[str, Any]
     run_id: str | None
     model_uri: str | None
     history: list[dict[str, Any]]
@@ -44,6 +45,49 @@ def _epoch_logger():
                 tracking.log_epoch(logs, state.epoch or 0)
 
     return EpochLogger()
+
+
+def _collator(processor: Any, augment: Any) -> Any:
+    """The task's collator; with augmentation, raw training rows are first altered and encoded
+    (one preprocessing call per batch, not per example)."""
+    collate = task.collator(processor)
+    if augment is None:
+        return collate
+    to_features = task.training_features(processor)
+
+    def alter_and_collate(rows: list[dict[str, Any]]) -> Any:
+        if "input" not in rows[0]:  # validation and test batches arrive encoded
+            return collate(rows)
+        raw = {
+            "input": augment([row["input"] for row in rows]),
+            "label": [row["label"] for row in rows],
+        }
+        encoded = to_features(raw)
+        return collate(
+            [{key: values[i] for key, values in encoded.items()} for i in range(len(rows))]
+        )
+
+    return alter_and_collate
+
+
+def _early_stopping(patience: int | None) -> list[Any]:
+    """Stop after `patience` epochs without a better validation score (None: never), and as soon
+    as the validation score is perfect, since no later epoch can beat it."""
+    from transformers import EarlyStoppingCallback, TrainerCallback
+
+    class StopWhenPerfect(TrainerCallback):
+        def on_evaluate(
+            self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
+        ) -> None:
+            if (
+                metrics
+                and metrics.get(f"eval_{task.JUDGING.primary_metric}") == task.JUDGING.perfect_score
+            ):
+                control.should_training_stop = True
+
+    if patience is None:
+        return []
+    return [EarlyStoppingCallback(early_stopping_patience=patience), StopWhenPerfect()]
 
 
 def _save(processor: Any, model: Any, model_dir: Path) -> None:
@@ -70,6 +114,10 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     splits = load_prepared()
     processor, model = task.build(params, splits["train"], _label_names(splits["train"]))
     features = {name: encode(split, processor) for name, split in splits.items()}
+    augment = task.augmentation(params)
+    if augment is not None:
+        # Raw training examples, altered and encoded batch by batch: new copies every epoch.
+        features["train"] = splits["train"]
     tags = tracking.lineage_tags(data_hash())
 
     with (
@@ -86,7 +134,15 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             warmup_steps=params.train.warmup_ratio,  # a float below 1 is a ratio of all steps
             eval_strategy="epoch",
             logging_strategy="epoch",
-            save_strategy="no",
+            # Each epoch's model is kept until a better one replaces it; the best (on the
+            # validation split, by the task's selection metric) is the one saved and scored.
+            save_strategy="epoch",
+            save_total_limit=1,
+            load_best_model_at_end=True,
+            metric_for_best_model=task.JUDGING.selection_metric,
+            greater_is_better=task.JUDGING.selection_metric != "loss"
+            and task.JUDGING.greater_is_better,
+            save_only_model=True,
             report_to="none",
             seed=params.seed,
             data_seed=params.seed,
@@ -100,9 +156,9 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             args=args,
             train_dataset=features["train"],
             eval_dataset=features["validation"],
-            data_collator=task.collator(processor),
+            data_collator=_collator(processor, augment),
             compute_metrics=task.compute_metrics(processor),
-            callbacks=[_epoch_logger()],
+            callbacks=[_epoch_logger(), *_early_stopping(params.train.early_stopping_patience)],
         )
         trainer.train()
         # Every process takes part: under DDP each scores a shard and the predictions are
@@ -117,7 +173,8 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         # The run records its test scores too; metrics.json and the evaluation plots in the
         # project are the `evaluate` stage's outputs, so these go to a scratch folder.
         test_plots = Path(scratch) / "evaluate"
-        metrics = score(processor, model, prediction, plots_dir=test_plots, metrics_file=None)
+        baselines = score_baselines(splits["train"], splits["test"])
+        metrics = score(processor, model, prediction, test_plots, None, baselines)
         model_uri = _log_to_mlflow(metrics, model_dir, splits["test"], test_plots) if run else None
     return TrainResult(
         metrics=metrics,
@@ -127,15 +184,17 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     )
 
 
-def _log_to_mlflow(metrics: dict[str, float], model_dir: Path, test: Any, test_plots: Path) -> str:
+def _log_to_mlflow(metrics: dict[str, Any], model_dir: Path, test: Any, test_plots: Path) -> str:
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
     from .predict import Predictor, mlflow_model_class, to_model_input
 
+    scores = {key: value for key, value in metrics.items() if key != "baselines"}
     mlflow.log_metrics(
-        {f"test_{k}" if not k.startswith("test_") else k: v for k, v in metrics.items()}
+        {f"test_{k}" if not k.startswith("test_") else k: v for k, v in scores.items()}
+        | flat(metrics["baselines"])
     )
     mlflow.log_artifacts(str(TRAIN_PLOTS_DIR), artifact_path="plots/train")
     mlflow.log_artifacts(str(test_plots), artifact_path="plots/evaluate")

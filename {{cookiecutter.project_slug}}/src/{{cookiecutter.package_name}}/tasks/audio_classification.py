@@ -1,11 +1,13 @@
-"""Speech audio classification: a Whisper-style encoder over log-mel features.
+"""Speech audio classification: a small ResNet over a log-mel spectrogram.
 
 Embedded default: half-second clips of six sound classes (low and high tones, rising and falling
 chirps, noise bursts, double beeps) synthesized deterministically with random pitch, timing,
-loudness and background noise; a 2-layer encoder is built from a config, so nothing is
-downloaded. Setting `model.pretrained` (e.g. `openai/whisper-tiny`, or a local checkpoint
-folder) loads that feature extractor and model instead, and `data.source` points at a folder
-with one sub-folder of audio files per class, or `hf:<dataset>`.
+loudness and background noise; a 3-stage ResNet reads Whisper's log-mel features of each clip
+(padded or cut to one second) as a one-channel picture, built from a config, so nothing is
+downloaded. Convolutions learn from a few hundred clips where a transformer from scratch does
+not (docs/decisions.md). Setting `model.pretrained` (e.g. `openai/whisper-tiny`, or a local
+checkpoint folder) loads that feature extractor and model instead, and `data.source` points at a
+folder with one sub-folder of audio files per class, or `hf:<dataset>`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from .. import audio
+from .. import audio, classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
-from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
 INPUT_KIND = "audio"
@@ -27,6 +28,7 @@ decode_input = audio.decode
 example_input = audio.example_wav
 TARGET = "class"
 CLASSES = ("low_tone", "high_tone", "chirp_up", "chirp_down", "noise_burst", "double_beep")
+JUDGING = classification.judging("logistic regression on the mean and spread of each log-mel band")
 
 __all__ = ["compute_metrics", "postprocess", "report"]
 
@@ -34,17 +36,18 @@ __all__ = ["compute_metrics", "postprocess", "report"]
 class DataParams(DataSource):
     clips_per_class: int = Field(ge=10)
     clip_seconds: float = Field(gt=0.1, le=1.0)
+    # Random time shifts, loudness and background noise on the training clips, new every epoch.
+    augment: bool
 
 
 class ModelParams(Section):
     # A Hugging Face checkpoint id or a local folder; null builds the tiny model below from scratch.
     pretrained: str | None
     num_mel_bins: int = Field(ge=8)
-    hidden_size: int = Field(ge=8)
-    num_layers: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
-    ffn_size: int = Field(ge=8)
-    dropout: float = Field(ge=0, lt=1)
+    # Channels and residual blocks of each ResNet stage (each stage after the first halves the
+    # resolution in time and frequency).
+    hidden_sizes: list[int] = Field(min_length=1)
+    depths: list[int] = Field(min_length=1)
 
 
 def _synthesize(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -95,12 +98,8 @@ def load_source(source: Path, params: Any):
     """A folder of audio files with one sub-folder per class: `source/<class>/<file>`."""
     from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
-    files = audio.audio_files(source) if source.is_dir() else []
-    if not files:
-        raise FlywheelError(
-            f"data.source: {source} holds no audio files: use one sub-folder of clips per class"
-        )
-    names = sorted({path.parent.name for path in files})
+    files, classes = classification.class_folder_files(source, audio.extensions(), "audio")
+    names = sorted(set(classes))
     features = Features(
         {
             params.data.input_column: Sequence(Value("float32")),
@@ -110,63 +109,106 @@ def load_source(source: Path, params: Any):
     return Dataset.from_dict(
         {
             params.data.input_column: [audio.read_file(path) for path in files],
-            params.data.target_column: [names.index(path.parent.name) for path in files],
+            params.data.target_column: [names.index(name) for name in classes],
         },
         features=features,
     )
 
 
+def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    classical = make_pipeline(
+        FunctionTransformer(audio.log_mel_statistics),
+        StandardScaler(),
+        LogisticRegression(C=1.0, max_iter=2000),
+    )
+    return classification.baselines(train, test, classical)
+
+
+def _spectrogram_resnet():
+    """A ResNet image classifier that reads log-mel features (`input_features`, as Whisper's
+    feature extractor makes them) as a one-channel picture."""
+    from transformers import ResNetForImageClassification
+
+    # The name's suffix picks transformers' classification loss.
+    class SpectrogramResNetForImageClassification(ResNetForImageClassification):
+        main_input_name = "input_features"
+
+        def forward(self, input_features: Any = None, labels: Any = None, **kwargs: Any):
+            return super().forward(
+                pixel_values=input_features.unsqueeze(1), labels=labels, **kwargs
+            )
+
+    return SpectrogramResNetForImageClassification
+
+
 def build(params: Any, train: Any, labels: list[str]):
     """Feature extractor and model: from `model.pretrained`, or configured from scratch."""
-    from transformers import (
-        AutoFeatureExtractor,
-        AutoModelForAudioClassification,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForAudioClassification,
-    )
+    from transformers import AutoFeatureExtractor, WhisperFeatureExtractor
 
     spec = params.model
     if spec.pretrained:
         processor = AutoFeatureExtractor.from_pretrained(spec.pretrained)
-        model = AutoModelForAudioClassification.from_pretrained(
+        model = _model_class(spec.pretrained).from_pretrained(
             spec.pretrained,
             ignore_mismatched_sizes=True,
             **label_config(labels),
         )
         return processor, model
-    # Whisper pads every clip to `chunk_length` seconds: 1 s gives 100 frames of features.
+    # Whisper pads or cuts every clip to `chunk_length` seconds: 1 s gives 100 frames.
     processor = WhisperFeatureExtractor(
         feature_size=spec.num_mel_bins, sampling_rate=audio.SAMPLING_RATE, chunk_length=1
     )
-    config = WhisperConfig(
-        num_mel_bins=spec.num_mel_bins,
-        d_model=spec.hidden_size,
-        encoder_layers=spec.num_layers,
-        encoder_attention_heads=spec.num_heads,
-        encoder_ffn_dim=spec.ffn_size,
-        decoder_layers=1,
-        decoder_attention_heads=spec.num_heads,
-        decoder_ffn_dim=spec.ffn_size,
-        max_source_positions=processor.nb_max_frames // 2,
-        classifier_proj_size=spec.hidden_size,
-        dropout=spec.dropout,
-        **label_config(labels),
-    )
-    return processor, WhisperForAudioClassification(config)
+    config = classification.resnet_config(spec, 1, labels)
+    return processor, _spectrogram_resnet()(config)
+
+
+def _model_class(checkpoint: str | Path) -> Any:
+    """This project's spectrogram ResNet for its own checkpoints, else the hub's audio classes."""
+    from transformers import AutoConfig, AutoModelForAudioClassification
+
+    if AutoConfig.from_pretrained(checkpoint).model_type == "resnet":
+        return _spectrogram_resnet()
+    return AutoModelForAudioClassification
 
 
 def load(model_dir: Path):
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+    from transformers import AutoFeatureExtractor
 
     processor = AutoFeatureExtractor.from_pretrained(model_dir)
-    return processor, AutoModelForAudioClassification.from_pretrained(model_dir)
+    return processor, _model_class(model_dir).from_pretrained(model_dir)
 
 
 def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
     """Waveforms to log-mel features: the one function training, `predict` and `serve` all use."""
     waveforms = [np.asarray(waveform, dtype=np.float32) for waveform in inputs]
     return processor(waveforms, sampling_rate=audio.SAMPLING_RATE)
+
+
+def augmentation(params: Any):
+    """A function that returns randomly altered copies of training clips (None: no changes).
+
+    Drawn from a generator seeded with `seed`, so the same run makes the same copies."""
+    if not params.data.augment:
+        return None
+    rng = np.random.default_rng(params.seed)
+
+    def alter(waveform: Any) -> np.ndarray:
+        samples = np.asarray(waveform, dtype=np.float32)
+        shift = int(rng.integers(-samples.size // 10, samples.size // 10 + 1))
+        samples = np.roll(samples, shift)
+        if shift > 0:
+            samples[:shift] = 0.0
+        elif shift < 0:
+            samples[shift:] = 0.0
+        loudness = rng.uniform(0.7, 1.3)
+        noise = rng.normal(0.0, rng.uniform(0.0, 0.01), samples.size)
+        return (loudness * samples + noise).astype(np.float32)
+
+    return lambda waveforms: [alter(waveform) for waveform in waveforms]
 
 
 def training_features(processor: Any):

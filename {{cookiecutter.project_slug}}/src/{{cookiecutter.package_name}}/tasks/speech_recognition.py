@@ -23,7 +23,7 @@ from pydantic import Field
 
 from .. import audio
 from ..errors import FlywheelError
-from ..schema import DataSource, Section
+from ..schema import DataSource, Judging, Section
 
 INPUT_KIND = "audio"
 # Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
@@ -42,6 +42,22 @@ LETTER_TONES = {
     "s": (800, 2600),
 }
 PAD, UNK, WORD_DELIMITER = "[PAD]", "[UNK]", "|"
+# No classical transcriber is both cheap and honest, so the baselines are constant transcripts
+# (docs/decisions.md). The error rates sit at 1.0 while CTC learns to leave its all-blank start;
+# the loss falls throughout, so it picks the best epoch and decides when to stop.
+JUDGING = Judging(
+    primary_metric="cer",
+    greater_is_better=False,
+    perfect_score=0.0,
+    selection_metric="loss",
+    baselines={
+        "empty": "an empty transcript for every clip",
+        "most_frequent": "the training split's most frequent transcript for every clip",
+    },
+    baseline_to_beat="most_frequent",
+    improvement_hint="model.pretrained (e.g. facebook/w2v-bert-2.0), more utterances, or a "
+    "longer train.epochs budget",
+)
 
 
 class DataParams(DataSource):
@@ -116,6 +132,12 @@ def load_source(source: Path, params: Any):
     column = params.data.target_column
     if not rows or "file_name" not in rows[0] or column not in rows[0]:
         raise FlywheelError(f"data.source: {metadata} needs the columns file_name and {column}")
+    missing = [row["file_name"] for row in rows if not (source / row["file_name"]).is_file()]
+    if missing:
+        raise FlywheelError(
+            f"data.source: {metadata} lists {missing[0]}, which is not in {source}: "
+            "add the file or remove its row"
+        )
     features = Features(
         {params.data.input_column: Sequence(Value("float32")), column: Value("string")}
     )
@@ -225,6 +247,11 @@ def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
     return processor.feature_extractor(waveforms, sampling_rate=audio.SAMPLING_RATE)
 
 
+def augmentation(params: Any) -> None:
+    """Utterances are trained on as they are: no altered copies."""
+    return None
+
+
 def training_features(processor: Any):
     def transform(batch: dict[str, list]) -> dict[str, Any]:
         labels = processor.tokenizer(batch["label"]).input_ids
@@ -263,18 +290,33 @@ def _transcripts(processor: Any, prediction: Any) -> tuple[list[str], list[str]]
     return references, hypotheses
 
 
-def compute_metrics(processor: Any):
-    """Word and character error rates (jiwer: no download needed)."""
+def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float]:
+    """Word and character error rates (jiwer: no download needed), for models and baselines."""
     import jiwer
 
+    return {
+        "wer": float(jiwer.wer(references, hypotheses)),
+        "cer": float(jiwer.cer(references, hypotheses)),
+    }
+
+
+def compute_metrics(processor: Any):
     def metrics(prediction: Any) -> dict[str, float]:
-        references, hypotheses = _transcripts(processor, prediction)
-        return {
-            "wer": float(jiwer.wer(references, hypotheses)),
-            "cer": float(jiwer.cer(references, hypotheses)),
-        }
+        return error_rates(*_transcripts(processor, prediction))
 
     return metrics
+
+
+def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+    """Constant transcripts, scored against the test split's references."""
+    from collections import Counter
+
+    references = list(test["label"])
+    most_frequent = Counter(train["label"]).most_common(1)[0][0]
+    return {
+        "empty": error_rates(references, [""] * len(references)),
+        "most_frequent": error_rates(references, [most_frequent] * len(references)),
+    }
 
 
 def postprocess(processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]]:

@@ -1,8 +1,10 @@
-"""NLP text classification: a BERT-style encoder over a WordPiece tokenizer.
+"""NLP text classification: a BERT-style encoder, mean-pooled, over a WordPiece tokenizer.
 
 Embedded default: short product and service reviews, synthesized deterministically, labelled
 negative or positive (negations included, so word lists alone do not solve it). The tokenizer's
 vocabulary is built from them locally and the 2-layer encoder from a config: nothing is downloaded.
+The scratch model classifies the mean of all token states (every word reaches the classifier
+directly, which is what lets it learn from a few hundred texts) instead of BERT's [CLS] pooler.
 Setting `model.pretrained` (e.g. `distilbert-base-uncased`, or a local checkpoint folder) loads
 that tokenizer and model instead, and `data.source` points at a CSV/JSONL file or `hf:<dataset>`.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
+from .. import classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
@@ -22,6 +25,7 @@ from ..schema import DataSource, Section
 INPUT_KIND = "text"
 TARGET = "class"
 LABELS = ("negative", "positive")
+JUDGING = classification.judging("TF-IDF of words and word pairs + logistic regression")
 
 __all__ = ["compute_metrics", "postprocess", "report"]
 
@@ -131,6 +135,18 @@ def load_source(source: Path, params: Any):
     return load_dataset(formats[source.suffix], data_files=str(source), split="train")
 
 
+def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    classical = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        LogisticRegression(C=10.0, max_iter=2000),
+    )
+    return classification.baselines(train, test, classical)
+
+
 def _build_tokenizer(texts: list[str], vocab_size: int):
     """A WordPiece tokenizer whose vocabulary is built from these texts.
 
@@ -177,17 +193,12 @@ def _build_tokenizer(texts: list[str], vocab_size: int):
 
 def build(params: Any, train: Any, labels: list[str]):
     """Tokenizer and model: from `model.pretrained`, or trained and configured from scratch."""
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        BertConfig,
-        BertForSequenceClassification,
-    )
+    from transformers import AutoTokenizer, BertConfig
 
     spec = params.model
     if spec.pretrained:
         tokenizer = AutoTokenizer.from_pretrained(spec.pretrained)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = _model_class(spec.pretrained).from_pretrained(
             spec.pretrained,
             ignore_mismatched_sizes=True,
             **label_config(labels),
@@ -206,23 +217,63 @@ def build(params: Any, train: Any, labels: list[str]):
             pad_token_id=tokenizer.pad_token_id,
             **label_config(labels),
         )
-        model = BertForSequenceClassification(config)
+        model = _mean_pooled_bert()(config)
     # Saved with the tokenizer, so serving truncates exactly as training did.
     tokenizer.model_max_length = params.data.max_length
     return tokenizer, model
 
 
-def load(model_dir: Path):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def _mean_pooled_bert():
+    """BERT for sequence classification whose head reads the mean of the token states (padding
+    left out) instead of the [CLS] pooler."""
+    import torch
+    from transformers import BertForSequenceClassification
+    from transformers.modeling_outputs import SequenceClassifierOutput
 
-    return AutoTokenizer.from_pretrained(
+    class MeanPooledBertForSequenceClassification(BertForSequenceClassification):
+        def forward(
+            self,
+            input_ids: Any = None,
+            attention_mask: Any = None,
+            labels: Any = None,
+            **kwargs: Any,
+        ) -> SequenceClassifierOutput:
+            states = self.bert(input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            logits = self.classifier(self.dropout(pooled))
+            loss = None if labels is None else torch.nn.functional.cross_entropy(logits, labels)
+            return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    return MeanPooledBertForSequenceClassification
+
+
+def _model_class(checkpoint: str | Path) -> Any:
+    """This project's mean-pooled BERT for its own checkpoints, else the hub's classes."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    architectures = AutoConfig.from_pretrained(checkpoint).architectures or []
+    if architectures == ["MeanPooledBertForSequenceClassification"]:
+        return _mean_pooled_bert()
+    return AutoModelForSequenceClassification
+
+
+def load(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir), _model_class(model_dir).from_pretrained(
         model_dir
-    ), AutoModelForSequenceClassification.from_pretrained(model_dir)
+    )
 
 
 def preprocess(processor: Any, inputs: list[str]) -> dict[str, Any]:
     """Text to model inputs: the one function training, `predict` and `serve` all use."""
     return processor(list(inputs), truncation=True)
+
+
+def augmentation(params: Any) -> None:
+    """Texts are trained on as they are: no altered copies."""
+    return None
 
 
 def training_features(processor: Any):

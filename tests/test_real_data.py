@@ -1,0 +1,177 @@
+"""Each task's shipped defaults on a few hundred real examples no one on this project wrote.
+
+The data comes from other programs (tests/real_data.py: espeak-ng speech, the machine's fonts,
+Debian's package descriptions) in the layout the generated README documents, in mixed formats.
+Only `data.source` in params.yaml changes, as a new user would change it. Every model is compared
+with its baselines on the same test split, and the user is told in one line when it is behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import real_data
+from helpers import TASKS, Baked
+from project_env import env_with
+
+# A classifier may trail its classical baseline by at most this much (a test split of 27-120
+# examples moves by one example in 27-120)...
+TOLERANCE = 0.04
+# ...and must lead chance (1 / number of classes) by at least this much.
+ABOVE_CHANCE = 0.3
+# A transcriber's character error rate must undercut the most frequent transcript's by this much.
+CER_GAIN = 0.2
+
+
+@dataclass(frozen=True)
+class RealData:
+    source: str  # relative to the project, as params.yaml names it
+    make: Callable[[Path], Path]
+    classes: int | None  # None: transcripts, not classes
+
+
+REAL = {
+    "text-classification": RealData("data/raw/packages.csv", real_data.package_descriptions, 4),
+    "image-classification": RealData("data/raw/letters", real_data.glyph_images, 8),
+    "audio-classification": RealData("data/raw/words", real_data.spoken_words, 6),
+    "speech-recognition": RealData("data/raw/digits", real_data.spoken_digits, None),
+}
+# One worker trains these projects in turn while the other runs the rest of the suite.
+pytestmark = pytest.mark.xdist_group("real_data")
+WARNING = re.compile(r"^warning: the model's test (\w+) \(.*\) does not beat the (\w+) baseline")
+
+
+def point_at(project: Baked, source: str) -> None:
+    params = project.text("params.yaml")
+    changed = params.replace("  source: embedded\n", f"  source: {source}\n", 1)
+    assert changed != params
+    (project.path / "params.yaml").write_text(changed, encoding="utf-8")
+
+
+def prepared_digest(project: Baked) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((project.path / "data" / "prepared").glob("*.parquet")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def real_projects(
+    template: Path, cookies_session, project_bin: Path
+) -> dict[str, tuple[Baked, dict[str, str]]]:
+    """Per task: a project baked with default answers, its data.source set to real data."""
+    baked = {}
+    for task in TASKS:
+        result = cookies_session.bake(
+            extra_context={"task": task, "project_name": f"Real {task}"}, template=str(template)
+        )
+        assert result.exit_code == 0, result.exception
+        project = Baked(result.project_path)
+        REAL[task].make(project.path / REAL[task].source)
+        point_at(project, REAL[task].source)
+        baked[task] = (project, env_with(project_bin, project.path))
+    return baked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASKS)
+def test_the_defaults_learn_real_data_and_are_judged_against_baselines(
+    task: str, real_projects: dict[str, tuple[Baked, dict[str, str]]]
+) -> None:
+    project, env = real_projects[task]
+    trained = project.run("make", "train", env=env, timeout=900)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    evaluated = project.run("make", "evaluate", env=env, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads(project.text("metrics.json"))
+    warnings = [
+        line
+        for run in (trained, evaluated)
+        for line in run.stderr.splitlines()
+        if WARNING.match(line)
+    ]
+    spec = REAL[task]
+    if spec.classes is not None:
+        chance = 1 / spec.classes
+        classical = metrics["baselines"]["classical"]["accuracy"]
+        assert metrics["baselines"]["majority"]["accuracy"] <= chance + 0.05
+        assert classical >= chance + ABOVE_CHANCE, "the data must be learnable by simple means"
+        assert metrics["accuracy"] >= chance + ABOVE_CHANCE, metrics
+        assert metrics["accuracy"] >= classical - TOLERANCE, metrics
+        behind = metrics["accuracy"] <= classical
+    else:
+        constant = metrics["baselines"]["most_frequent"]["cer"]
+        assert metrics["baselines"]["empty"]["cer"] == pytest.approx(1.0)
+        assert metrics["cer"] <= constant - CER_GAIN, metrics
+        behind = False
+    # `train` and `evaluate` each say it in one line exactly when the model is behind.
+    assert len(warnings) == (2 if behind else 0), (metrics, warnings)
+    print(f"{task}: {json.dumps(metrics)}")
+
+
+BAD_FILES = {
+    "audio-classification": ("empty.wav", "notes.wav", "truncated.wav"),
+    "image-classification": ("empty.png", "text.png", "truncated.png"),
+    "speech-recognition": ("empty.wav", "notes.wav", "truncated.wav"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task, name", [(task, name) for task, names in BAD_FILES.items() for name in names]
+)
+def test_an_unreadable_file_stops_prepare_in_one_line_and_keeps_the_data(
+    task: str,
+    name: str,
+    real_projects: dict[str, tuple[Baked, dict[str, str]]],
+    tmp_path: Path,
+) -> None:
+    project, env = real_projects[task]
+    if not (project.path / "data" / "prepared" / "train.parquet").is_file():
+        assert project.run("make", "prepare", env=env, timeout=600).returncode == 0
+    before = prepared_digest(project)
+    source = project.path / REAL[task].source
+    folder = (
+        source if task == "speech-recognition" else next(p for p in source.iterdir() if p.is_dir())
+    )
+    bad = folder / name
+    bad.write_bytes(real_data.unreadable_files(tmp_path)[name].read_bytes())
+    metadata = source / "metadata.csv"
+    original = metadata.read_text(encoding="utf-8") if metadata.is_file() else None
+    if original is not None:
+        metadata.write_text(original + f"{name},one two\n", encoding="utf-8")
+    try:
+        run = project.run("python", "-m", project.path.name, "prepare", env=env)
+    finally:
+        bad.unlink()
+        if original is not None:
+            metadata.write_text(original, encoding="utf-8")
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: data.source: "), run.stderr
+    assert str(bad) in lines[0] and "cannot be decoded" in lines[0]
+    assert prepared_digest(project) == before
+
+
+@pytest.mark.slow
+def test_text_prepares_from_json_lines_with_the_same_rows_as_csv(
+    real_projects: dict[str, tuple[Baked, dict[str, str]]],
+) -> None:
+    project, env = real_projects["text-classification"]
+    jsonl = real_data.package_descriptions(project.path / "data" / "raw" / "packages.jsonl")
+    params = project.path / "params.yaml"
+    original = params.read_text(encoding="utf-8")
+    params.write_text(original.replace("packages.csv", "packages.jsonl"), encoding="utf-8")
+    try:
+        run = project.run("make", "prepare", env=env, timeout=600)
+    finally:
+        params.write_text(original, encoding="utf-8")
+    assert run.returncode == 0, run.stderr
+    assert "prepared train: 420, validation: 90, test: 90" in run.stdout
+    assert jsonl.stat().st_size > 0
