@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import copier
 import pytest
 import yaml
-from helpers import TEMPLATE_DIR_NAME, Baked, git, snapshot_template
+from helpers import TEMPLATE_DIR_NAME, TEMPLATE_ROOT, Baked, git, snapshot_template, template_files
+from project_env import env_with
 
 ANSWERS = {"project_name": "Update Me", "use_docker": "no", "cloud": "none", "ci": "github"}
 
@@ -127,3 +130,75 @@ def test_no_file_of_an_unselected_option_appeared(updated: tuple[Baked, str]) ->
     project, _ = updated
     for unselected in ("Dockerfile", ".dockerignore", "infra", "docs/telemetry.md"):
         assert not (project.path / unselected).exists(), unselected
+
+
+# main before the real-data change reshaped params.yaml and the task modules: a project baked
+# from it, whose user only changed values in params.yaml and added files, must update cleanly.
+PREVIOUS_MAIN = "c41139b"
+VALUE_EDITS = {
+    "seed: 42": "seed: 7",
+    "  learning_rate: 0.002": "  learning_rate: 0.001",
+    "  max_model_size_mb: 100": "  max_model_size_mb: 50",
+}
+
+
+def commit_tree(template: Path, tag: str) -> None:
+    git("add", "--all", cwd=template)
+    git("commit", "--quiet", f"--message={tag}", cwd=template)
+    git("tag", tag, cwd=template)
+
+
+@pytest.mark.slow
+def test_a_project_from_the_previous_main_with_value_edits_updates_cleanly(
+    tmp_path: Path, cookies_session, project_bin: Path
+) -> None:
+    template = tmp_path / "template"
+    template.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", PREVIOUS_MAIN], cwd=TEMPLATE_ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(template)], input=archive, check=True)
+    git("init", "--quiet", "--initial-branch=main", cwd=template)
+    commit_tree(template, "v0.1.0")
+    result = cookies_session.bake(
+        extra_context={"project_name": "Value Edits"}, template=str(template)
+    )
+    assert result.exit_code == 0, result.exception
+    project = Baked(result.project_path)
+    git("init", "--quiet", "--initial-branch=main", cwd=project.path)
+    commit_tree(project.path, "baked")
+    for old, new in VALUE_EDITS.items():
+        edit(project.path / "params.yaml", old, new)
+    (project.path / "src" / "value_edits" / "features.py").write_text("FEATURES = 3\n")
+    (project.path / "notes").mkdir()
+    (project.path / "notes" / "runs.md").write_text("# Our runs\n")
+    commit_tree(project.path, "user-values")
+
+    for name in git("ls-files", cwd=template).splitlines():
+        (template / name).unlink()
+    for name in template_files():
+        (template / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(TEMPLATE_ROOT / name, template / name)
+    commit_tree(template, "v0.2.0")
+    copier.run_update(
+        str(project.path), defaults=True, overwrite=True, quiet=True, conflict="inline"
+    )
+
+    changed = git("status", "--porcelain", cwd=project.path)
+    assert not list(project.path.rglob("*.rej")), changed
+    marked = [p for p in project.path.rglob("*") if p.is_file() and b"<<<<<<<" in p.read_bytes()]
+    assert marked == [], changed
+    params = project.text("params.yaml")
+    for new in VALUE_EDITS.values():
+        assert new in params
+    assert "early_stopping_patience:" in params and "min_margin_over_baseline:" in params
+    assert (project.path / "src" / "value_edits" / "baselines.py").is_file()
+    assert project.text("src/value_edits/features.py") == "FEATURES = 3\n"
+    assert project.text("notes/runs.md") == "# Our runs\n"
+    loaded = project.run(
+        "python",
+        "-c",
+        "from value_edits.config import load_params; print(load_params().seed)",
+        env=env_with(project_bin, project.path),
+    )
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "7", loaded.stderr
