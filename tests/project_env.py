@@ -62,4 +62,8 @@ def env_with(bin_dir: Path, project: Path) -> dict[str, str]:
         "VIRTUAL_ENV": str(bin_dir.parent),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # Two test workers share two cores: one thread each. With a thread per core in each
+        # process, OpenMP's spinning threads slowed two concurrent convolutional trainings
+        # from about 35 s to many minutes.
+        "OMP_NUM_THREADS": "1",
     }

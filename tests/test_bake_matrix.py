@@ -31,6 +31,7 @@ TASK_FILES = {
 SHARED_MODULES = [
     "__init__.py",
     "__main__.py",
+    "baselines.py",
     "bench.py",
     "cli.py",
     "config.py",
