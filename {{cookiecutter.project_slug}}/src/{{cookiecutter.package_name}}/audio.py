@@ -62,7 +62,8 @@ def _truncated_wav(raw: bytes) -> str | None:
         chunk, size = raw[offset : offset + 4], struct.unpack("<I", raw[offset + 4 : offset + 8])[0]
         if chunk == b"data":
             held = len(raw) - offset - 8
-            if size != 0xFFFFFFFF and held < size:
+            # Streaming writers leave a huge placeholder size (0xFFFFFFFF, 0x7FFFFFFF, ...).
+            if size < 0x7FFF0000 and held < size:
                 return f"truncated: its header promises {size} bytes of samples, it holds {held}"
             return None
         offset += 8 + size + (size % 2)

@@ -49,7 +49,8 @@ class Budgets(Section):
     max_p95_latency_ms: float = Field(gt=0)
     max_model_size_mb: float = Field(gt=0)
     max_peak_memory_mb: float = Field(gt=0)
-    # How far the model must lead its baseline on the primary metric; null: not checked.
+    # How far the model must lead its baseline on the primary metric (0 lets a tie pass; the
+    # warning of `train` and `evaluate` already flags a tie); null: not checked.
     min_margin_over_baseline: float | None
 
 

@@ -72,7 +72,8 @@ def _collator(processor: Any, augment: Any) -> Any:
 
 def _early_stopping(patience: int | None) -> list[Any]:
     """Stop after `patience` epochs without a better validation score (None: never), and as soon
-    as the validation score is perfect, since no later epoch can beat it."""
+    as the validation split's primary metric is perfect: nothing is left to learn on it. The best
+    epoch by the selection metric is the one kept either way."""
     from transformers import EarlyStoppingCallback, TrainerCallback
 
     class StopWhenPerfect(TrainerCallback):

@@ -170,7 +170,8 @@ def _model_class(checkpoint: str | Path) -> Any:
     """This project's spectrogram ResNet for its own checkpoints, else the hub's audio classes."""
     from transformers import AutoConfig, AutoModelForAudioClassification
 
-    if AutoConfig.from_pretrained(checkpoint).model_type == "resnet":
+    architectures = AutoConfig.from_pretrained(checkpoint).architectures or []
+    if architectures == [_spectrogram_resnet().__name__]:
         return _spectrogram_resnet()
     return AutoModelForAudioClassification
 
