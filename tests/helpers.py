@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -211,6 +212,15 @@ def readme_commands(readme: str, section: str) -> list[str]:
     assert match, f"no bash block under '## {section}'"
     lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in match.group(1).splitlines()]
     return [line for line in lines if line]
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with the MD5 of its bytes."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def set_epochs(project: Baked, epochs: int) -> None:

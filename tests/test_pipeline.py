@@ -16,20 +16,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import GIT_ENV, TASKS, Baked, bake_copier, readme_commands, set_epochs
+from helpers import (
+    GIT_ENV,
+    TASKS,
+    Baked,
+    bake_copier,
+    readme_commands,
+    set_epochs,
+    tree_digest,
+)
 from project_env import env_with
 
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
 # trains the defaults). The pipeline runs with FIRST, then one param changes to SECOND.
 FIRST_EPOCHS, SECOND_EPOCHS = 2, 1
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {
-        path.relative_to(folder).as_posix(): hashlib.md5(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def must(project: Baked, command: str, env: dict[str, str]) -> str:

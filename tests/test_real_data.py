@@ -8,7 +8,6 @@ with its baselines on the same test split, and the user is told in one line when
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import real_data
-from helpers import TASKS, Baked
+from helpers import TASKS, Baked, tree_digest
 from project_env import env_with
 
 # A classifier may trail its classical baseline by at most this much (a test split of 27-120
@@ -52,13 +51,6 @@ def point_at(project: Baked, source: str) -> None:
     changed = params.replace("  source: embedded\n", f"  source: {source}\n", 1)
     assert changed != params
     (project.path / "params.yaml").write_text(changed, encoding="utf-8")
-
-
-def prepared_digest(project: Baked) -> str:
-    digest = hashlib.sha256()
-    for path in sorted((project.path / "data" / "prepared").glob("*.parquet")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +127,7 @@ def test_an_unreadable_file_stops_prepare_in_one_line_and_keeps_the_data(
     project, env = real_projects[task]
     if not (project.path / "data" / "prepared" / "train.parquet").is_file():
         assert project.run("make", "prepare", env=env, timeout=600).returncode == 0
-    before = prepared_digest(project)
+    before = tree_digest(project.path / "data" / "prepared")
     source = project.path / REAL[task].source
     folder = (
         source if task == "speech-recognition" else next(p for p in source.iterdir() if p.is_dir())
@@ -156,7 +148,7 @@ def test_an_unreadable_file_stops_prepare_in_one_line_and_keeps_the_data(
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: data.source: "), run.stderr
     assert f" {bad.relative_to(project.path)}: " in lines[0] and "cannot be decoded" in lines[0]
-    assert prepared_digest(project) == before
+    assert tree_digest(project.path / "data" / "prepared") == before
 
 
 @pytest.mark.slow

@@ -18,7 +18,6 @@ def judging(classical: str) -> Judging:
     return Judging(
         primary_metric="accuracy",
         greater_is_better=True,
-        perfect_score=1.0,
         selection_metric="accuracy",
         baselines={"majority": "always the most frequent class", "classical": classical},
         baseline_to_beat="classical",

@@ -35,8 +35,6 @@ class Judging:
     # The test metric people read first, and whether higher is better.
     primary_metric: str
     greater_is_better: bool
-    # A validation score no later epoch can beat: training stops when it is reached.
-    perfect_score: float
     # The validation score that picks the best epoch and stops training early: "loss" or the
     # primary metric.
     selection_metric: str
@@ -45,3 +43,8 @@ class Judging:
     baseline_to_beat: str
     # What the warning suggests when the model does not beat that baseline.
     improvement_hint: str
+
+    @property
+    def perfect_score(self) -> float:
+        """The primary metric's best value (accuracy 1, error rate 0): training stops there."""
+        return 1.0 if self.greater_is_better else 0.0

@@ -114,11 +114,13 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
     processor, model = task.build(params, splits["train"], _label_names(splits["train"]))
-    features = {name: encode(split, processor) for name, split in splits.items()}
     augment = task.augmentation(params)
-    if augment is not None:
-        # Raw training examples, altered and encoded batch by batch: new copies every epoch.
-        features["train"] = splits["train"]
+    # With augmentation the training rows stay raw: the collator alters and encodes each batch,
+    # so every epoch sees new copies.
+    features = {
+        name: split if name == "train" and augment is not None else encode(split, processor)
+        for name, split in splits.items()
+    }
     tags = tracking.lineage_tags(data_hash())
 
     with (

@@ -12,6 +12,7 @@ folder with one sub-folder of audio files per class, or `hf:<dataset>`.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,8 @@ def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
     return classification.baselines(train, test, classical)
 
 
+# One class per process: built on first use, so transformers loads only when needed.
+@functools.cache
 def _spectrogram_resnet():
     """A ResNet image classifier that reads log-mel features (`input_features`, as Whisper's
     feature extractor makes them) as a one-channel picture."""

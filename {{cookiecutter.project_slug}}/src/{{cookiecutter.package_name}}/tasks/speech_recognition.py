@@ -48,7 +48,6 @@ PAD, UNK, WORD_DELIMITER = "[PAD]", "[UNK]", "|"
 JUDGING = Judging(
     primary_metric="cer",
     greater_is_better=False,
-    perfect_score=0.0,
     selection_metric="loss",
     baselines={
         "empty": "an empty transcript for every clip",

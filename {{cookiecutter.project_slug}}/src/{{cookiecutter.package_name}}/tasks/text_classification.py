@@ -11,6 +11,7 @@ that tokenizer and model instead, and `data.source` points at a CSV/JSONL file o
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,8 @@ def build(params: Any, train: Any, labels: list[str]):
     return tokenizer, model
 
 
+# One class per process: built on first use, so transformers loads only when needed.
+@functools.cache
 def _mean_pooled_bert():
     """BERT for sequence classification whose head reads the mean of the token states (padding
     left out) instead of the [CLS] pooler."""
