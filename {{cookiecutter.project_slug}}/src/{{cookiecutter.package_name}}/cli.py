@@ -72,20 +72,37 @@ def info() -> None:
 def prepare(params: ParamsOption = PARAMS_FILE) -> None:
     """Load the data named in params.yaml, split it, and save it under data/prepared."""
     from .config import load_params
+
+    _prepare(load_params(params))
+
+
+def _prepare(params: Any) -> None:
     from .data import prepare as prepare_data
 
-    sizes = prepare_data(load_params(params))
+    sizes = prepare_data(params)
     typer.echo("prepared " + ", ".join(f"{name}: {size}" for name, size in sizes.items()))
 
 
 @app.command()
 @friendly_errors
-def train(params: ParamsOption = PARAMS_FILE) -> None:
+def train(
+    params: ParamsOption = PARAMS_FILE,
+    prepare_first: Annotated[
+        bool,
+        typer.Option(
+            "--prepare",
+            help="Prepare the data first, in the same process (`make train`: imports load once).",
+        ),
+    ] = False,
+) -> None:
     """Train on the prepared data; save the model; log the run to MLflow."""
     from .config import load_params
     from .train import train as train_model
 
-    result = train_model(load_params(params))
+    config = load_params(params)
+    if prepare_first:
+        _prepare(config)
+    result = train_model(config)
     if result.run_id:
         typer.echo(f"test metrics: {json.dumps(result.metrics)}")
         typer.echo(f"MLflow run:   {result.run_id}")
