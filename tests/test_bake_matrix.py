@@ -48,6 +48,7 @@ SHARED_MODULES = [
     "schema.py",
     "serve.py",
     "tasks/__init__.py",
+    "tasks/contract.py",
     "tracking.py",
     "train.py",
 ]
@@ -74,6 +75,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_data.py",
         "tests/test_gate.py",
         "tests/test_serve.py",
+        "tests/test_task_contract.py",
         "tests/test_train.py",
     }
     modules = SHARED_MODULES + TASK_FILES[combination["task"]]

@@ -19,11 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import MODEL_DIR, Params
-from .data import load_prepared
+from .config import BENCH_FILE, MODEL_DIR, Params
+from .data import encode, label_names, load_prepared
 from .tasks import task
-
-BENCH_FILE = Path("bench.json")
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -95,28 +93,18 @@ def http_latency(model_dir: Path, example: Any, repeats: int) -> list[float]:
 
 def train_throughput(params: Params, steps: int) -> float:
     """Samples per second of a short training run with the project's own model and data."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, Trainer, set_seed
     from transformers.utils import logging as transformers_logging
 
-    from .device import training_arguments
-    from .evaluate import encode
-    from .train import _label_names
+    from .device import trainer_arguments
 
     transformers_logging.disable_progress_bar()
     set_seed(params.seed)
     train = load_prepared()["train"]
-    processor, model = task.build(params, train, _label_names(train))
+    processor, model = task.build(params, train, label_names(train))
     with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(
-            output_dir=scratch,
-            max_steps=steps,
-            per_device_train_batch_size=params.train.batch_size,
-            learning_rate=params.train.learning_rate,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            remove_unused_columns=False,
-            **training_arguments(params.train),
+        args = trainer_arguments(
+            params.train, scratch, max_steps=steps, save_strategy="no", disable_tqdm=True
         )
         trainer = Trainer(
             model=model,

@@ -23,6 +23,7 @@ PREPARED_DIR = Path("data/prepared")
 EXAMPLES_DIR = Path("data/examples")
 MODEL_DIR = Path("models/model")
 METRICS_FILE = Path("metrics.json")
+BENCH_FILE = Path("bench.json")
 # `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.
 TRAIN_PLOTS_DIR = Path("plots/train")
 EVALUATE_PLOTS_DIR = Path("plots/evaluate")

@@ -135,6 +135,54 @@ def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
     return {name: Dataset(pq.read_table(data_dir / f"{name}.parquet")) for name in SPLITS}
 
 
+def label_names(split: Any) -> list[str]:
+    """A classification split's class names, in label order ([] for transcripts)."""
+    feature = split.features["label"]
+    return list(feature.names) if hasattr(feature, "names") else []
+
+
+def encode(split: Any, processor: Any) -> Any:
+    """A split's model inputs and labels, computed once and kept in memory (no cache files)."""
+    encoded = split.map(
+        task.training_features(processor),
+        batched=True,
+        remove_columns=split.column_names,
+        keep_in_memory=True,
+        new_fingerprint=f"{split._fingerprint}-encoded",
+    )
+    return _as_arrays(encoded).with_format("numpy")  # arrays collate faster than Python lists
+
+
+def _as_arrays(encoded: Any) -> Any:
+    """Nested-list columns whose rows share every dimension but the first (spectrograms, pixels)
+    cast to datasets' N-d array types, which read back as one array per row instead of being
+    rebuilt list by list on every batch (a third of a speech model's epoch on CPU)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datasets import Array2D, Array3D, Array4D, Array5D
+
+    array_types = {2: Array2D, 3: Array3D, 4: Array4D, 5: Array5D}
+    features = encoded.features.copy()
+    for name in encoded.column_names:
+        column = encoded.data.column(name)
+        if not encoded.num_rows or not pa.types.is_list(column.type):
+            continue  # empty, or scalars
+        values = pc.list_flatten(column)
+        if not pa.types.is_list(values.type):
+            continue  # rows of scalars: already read fast
+        shape: list[int] = []
+        while values is not None and pa.types.is_list(values.type):
+            widths = pc.unique(pc.list_value_length(values))
+            values = pc.list_flatten(values) if len(widths) == 1 else None
+            shape.append(widths[0].as_py() if len(widths) == 1 else -1)
+        if values is None or len(shape) + 1 not in array_types:
+            continue  # ragged inner dimension: stays a list
+        dtype = np.dtype(values.type.to_pandas_dtype()).name
+        features[name] = array_types[len(shape) + 1](shape=(None, *shape), dtype=dtype)
+    return encoded.cast(features, keep_in_memory=True) if features != encoded.features else encoded
+
+
 def data_hash(data_dir: Path = PREPARED_DIR) -> str:
     """The data version a run was trained on, as DVC names it in dvc.lock and in its cache."""
     from .pipeline import directory_md5

@@ -1,4 +1,5 @@
-"""Where training runs and which speed-ups it uses: the switches of params.yaml's `train` section.
+"""Where training runs and which speed-ups it uses: the switches of params.yaml's `train` section,
+and the one place the Trainer's arguments are made (train, evaluate and bench call it).
 
 Mixed precision (bf16 where the GPU has it, else fp16), TF32 matmuls (Ampere and newer) and
 `torch.compile` apply on CUDA GPUs only; on a CPU they are ignored with one log line, so the
@@ -19,17 +20,38 @@ def accelerator_available() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
-def training_arguments(train: Any) -> dict[str, Any]:
-    """TrainingArguments for the device at hand and the switches in `train`."""
+def trainer_arguments(train: Any, output_dir: str, speed_ups: bool = True, **fields: Any) -> Any:
+    """`TrainingArguments` for the device at hand, from params.yaml's `train` section: what every
+    use shares, the speed-up switches (unless `speed_ups` is False: a single evaluation gains
+    nothing from them), and the `fields` one use adds (epochs, evaluation, saving)."""
     import torch
+    from transformers import TrainingArguments
 
-    arguments: dict[str, Any] = {
+    shared: dict[str, Any] = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": train.batch_size,
+        "per_device_eval_batch_size": train.batch_size,
+        "learning_rate": train.learning_rate,
+        "report_to": "none",
+        # The task's collator reads the columns it needs; the Trainer must not drop the others.
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": torch.cuda.is_available(),
         # Without an accelerator, say so: under torchrun this makes the Trainer run DDP over gloo.
         "use_cpu": not accelerator_available(),
         # Losses stay per-sample means under DDP (transformers would scale them by the number
         # of processes), so metrics match a single-process run.
         "average_tokens_across_devices": False,
     }
+    switches = _speed_ups(train) if speed_ups else {}
+    return TrainingArguments(**(shared | switches | fields))
+
+
+def _speed_ups(train: Any) -> dict[str, Any]:
+    """The switches in `train` that apply to this device; the others are named in a log line."""
+    import torch
+
+    arguments: dict[str, Any] = {}
     switches = {
         "mixed_precision": train.mixed_precision,
         "tf32": train.tf32,

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import margin
-from .bench import BENCH_FILE
-from .config import METRICS_FILE, Params
+from .config import BENCH_FILE, METRICS_FILE, Params
 from .errors import FlywheelError
 from .tasks import task
 

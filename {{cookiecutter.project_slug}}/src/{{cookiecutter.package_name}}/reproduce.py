@@ -178,7 +178,8 @@ def _altered_files(folder: Path, cache: str, data_hash: str) -> str:
 
 
 def _metrics(run: Any, reproduced: dict[str, float]) -> list[MetricComparison]:
-    """The run's test metrics (`test_<name>`) against the re-run's metrics.json (`<name>`)."""
+    """The run's test metrics (`test_<name>` in MLflow) against the re-run's metrics.json
+    (`<name>`; runs of earlier releases named the loss `test_loss` in both: matched as is)."""
     comparisons = []
     for key, value in sorted(run.data.metrics.items()):
         if not key.startswith("test_"):

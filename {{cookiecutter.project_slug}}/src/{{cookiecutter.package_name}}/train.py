@@ -15,9 +15,9 @@ from typing import Any
 from . import plots, tracking
 from .baselines import flat, score_baselines
 from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
-from .data import data_hash, load_prepared
-from .device import training_arguments
-from .evaluate import encode, score
+from .data import data_hash, encode, label_names, load_prepared
+from .device import trainer_arguments
+from .evaluate import score
 from .tasks import task
 
 
@@ -27,11 +27,6 @@ class TrainResult:
     run_id: str | None
     model_uri: str | None
     history: list[dict[str, Any]]
-
-
-def _label_names(train: Any) -> list[str]:
-    feature = train.features["label"]
-    return list(feature.names) if hasattr(feature, "names") else []
 
 
 def _epoch_logger():
@@ -105,15 +100,14 @@ def _save(processor: Any, model: Any, model_dir: Path) -> None:
 
 
 def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
-    import torch
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import Trainer, set_seed
     from transformers.utils import logging as transformers_logging
 
     # Loading and saving bars of a few milliseconds would bury the training progress bar.
     transformers_logging.disable_progress_bar()
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
-    processor, model = task.build(params, splits["train"], _label_names(splits["train"]))
+    processor, model = task.build(params, splits["train"], label_names(splits["train"]))
     augment = task.augmentation(params)
     # With augmentation the training rows stay raw: the collator alters and encodes each batch,
     # so every epoch sees new copies.
@@ -127,12 +121,10 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         tempfile.TemporaryDirectory() as scratch,
         tracking.tracked_run("train", params.flat(), tags) as run,
     ):
-        args = TrainingArguments(
-            output_dir=scratch,
+        args = trainer_arguments(
+            params.train,
+            scratch,
             num_train_epochs=params.train.epochs,
-            per_device_train_batch_size=params.train.batch_size,
-            per_device_eval_batch_size=params.train.batch_size,
-            learning_rate=params.train.learning_rate,
             weight_decay=params.train.weight_decay,
             warmup_steps=params.train.warmup_ratio,  # a float below 1 is a ratio of all steps
             eval_strategy="epoch",
@@ -146,13 +138,8 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             greater_is_better=task.JUDGING.selection_metric != "loss"
             and task.JUDGING.greater_is_better,
             save_only_model=True,
-            report_to="none",
             seed=params.seed,
             data_seed=params.seed,
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            dataloader_pin_memory=torch.cuda.is_available(),
-            **training_arguments(params.train),
         )
         trainer = Trainer(
             model=model,
@@ -196,8 +183,7 @@ def _log_to_mlflow(metrics: dict[str, Any], model_dir: Path, test: Any, test_plo
 
     scores = {key: value for key, value in metrics.items() if key != "baselines"}
     mlflow.log_metrics(
-        {f"test_{k}" if not k.startswith("test_") else k: v for k, v in scores.items()}
-        | flat(metrics["baselines"])
+        {f"test_{name}": value for name, value in scores.items()} | flat(metrics["baselines"])
     )
     mlflow.log_artifacts(str(TRAIN_PLOTS_DIR), artifact_path="plots/train")
     mlflow.log_artifacts(str(test_plots), artifact_path="plots/evaluate")

@@ -1,11 +1,9 @@
 """The task this project was generated for: the only modality-specific code.
 
-Every task module offers the same names, used by the shared data, training, evaluation and
-serving code: `INPUT_KIND`, `DataParams`, `ModelParams`, `embedded_dataset`, `load_source`,
-`build`, `load`, `preprocess`, `training_features`, `collator`, `compute_metrics`, `postprocess`,
-`report`, `decode_input`, `write_examples`.
+Every task module offers the names in `contract.Task`, and the shared data, training,
+evaluation and serving code reads the task only through them.
 """
 
-from ..tasks import {{ cookiecutter.task | replace('-', '_') }} as task
+from . import {{ cookiecutter.task | replace('-', '_') }} as task
 
 __all__ = ["task"]

@@ -1,0 +1,53 @@
+"""What every task module offers: the one list of names the shared code may call.
+
+The shared data, training, evaluation, serving and benchmarking code reads a task only through
+these names (`from .tasks import task`), so adding a task means writing one module that satisfies
+this contract. tests/test_task_contract.py checks the project's task against it, names and
+parameters both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..schema import Judging, Section
+
+
+@runtime_checkable
+class Task(Protocol):
+    # What a request or a `predict` argument carries: text, or the bytes of an image/audio file.
+    INPUT_KIND: Literal["text", "image", "audio"]
+    # What the model predicts: a class from a fixed set, or free text.
+    TARGET: Literal["class", "transcript"]
+    # The primary metric and its direction, the baselines, what to try when behind them.
+    JUDGING: Judging
+    # The task's own sections of params.yaml (the shared ones live in config.py).
+    DataParams: type[Section]
+    ModelParams: type[Section]
+
+    # Data: the offline default, a local source in the documented layout, example files.
+    def embedded_dataset(self, params: Any) -> Any: ...
+    def load_source(self, source: Path, params: Any) -> Any: ...
+    def write_examples(self, dataset: Any, out_dir: Path) -> list[Path]: ...
+
+    # Model: built from params (a small config, or `model.pretrained`) or loaded from a folder.
+    def build(self, params: Any, train: Any, labels: list[str]) -> tuple[Any, Any]: ...
+    def load(self, model_dir: Path) -> tuple[Any, Any]: ...
+
+    # Training: encoding, optional augmentation of the training split, batching, metrics.
+    def preprocess(self, processor: Any, inputs: list[Any]) -> dict[str, Any]: ...
+    def training_features(self, processor: Any) -> Callable[[dict[str, Any]], dict[str, Any]]: ...
+    def augmentation(self, params: Any) -> Callable[[list[Any]], list[Any]] | None: ...
+    def collator(self, processor: Any) -> Callable[[list[dict[str, Any]]], Any]: ...
+    def compute_metrics(self, processor: Any) -> Callable[[Any], dict[str, float]]: ...
+
+    # Judging and serving: test-split report, baselines, outputs people read, raw inputs.
+    def report(
+        self, processor: Any, model: Any, prediction: Any, plots_dir: Path
+    ) -> dict[str, float]: ...
+    def baselines(self, train: Any, test: Any) -> dict[str, dict[str, float]]: ...
+    def postprocess(self, processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]]: ...
+    def decode_input(self, raw: Any) -> Any: ...
+    def example_input(self, dataset: Any) -> Any: ...

@@ -1,0 +1,32 @@
+"""The project's task module offers every name of the task contract, with the same parameters."""
+
+import inspect
+
+from {{ cookiecutter.package_name }}.schema import Judging, Section
+from {{ cookiecutter.package_name }}.tasks import task
+from {{ cookiecutter.package_name }}.tasks.contract import Task
+
+
+def test_the_task_offers_every_name_of_the_contract() -> None:
+    assert isinstance(task, Task)
+
+
+def test_the_task_functions_take_the_contract_parameters() -> None:
+    for name, declared in vars(Task).items():
+        if name.startswith("_") or not inspect.isfunction(declared):
+            continue
+        wanted = list(inspect.signature(declared).parameters)[1:]  # without `self`
+        required = [
+            parameter.name
+            for parameter in inspect.signature(getattr(task, name)).parameters.values()
+            if parameter.default is inspect.Parameter.empty
+        ]
+        assert required == wanted, name
+
+
+def test_the_task_declares_its_facts() -> None:
+    assert task.INPUT_KIND in {"text", "image", "audio"}
+    assert task.TARGET in {"class", "transcript"}
+    assert isinstance(task.JUDGING, Judging)
+    assert task.JUDGING.baseline_to_beat in task.JUDGING.baselines
+    assert issubclass(task.DataParams, Section) and issubclass(task.ModelParams, Section)
