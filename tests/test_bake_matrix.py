@@ -45,6 +45,7 @@ SHARED_MODULES = [
     "predict.py",
     "project.py",
     "reproduce.py",
+    "runlock.py",
     "schema.py",
     "serve.py",
     "tasks/__init__.py",

@@ -1,9 +1,16 @@
 import json
+import os
+import subprocess
+import sys
 
+import pytest
+import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }} import __version__
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.config import PARAMS_FILE
+from {{ cookiecutter.package_name }}.tasks import task
 
 runner = CliRunner()
 
@@ -110,3 +117,100 @@ def test_an_unreachable_tracking_server_stops_train_with_one_line(trained, monke
     assert f"MLflow tracking server http://127.0.0.1:{port} is unreachable" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert sorted(MODEL_DIR.iterdir()) == weights
+
+
+def run_offline(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command line in a new process with the Hub switched off, as on a machine without
+    network (the libraries read HF_HUB_OFFLINE once, when first imported)."""
+    return subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    "verb, section, key, value",
+    [
+        ("prepare", "data", "source", "hf:nobody/no-such-dataset"),
+        ("train", "model", "pretrained", "nobody/no-such-model"),
+    ],
+)
+def test_an_unreachable_hub_id_is_one_line(trained, tmp_path, verb, section, key, value) -> None:
+    params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+    params[section][key] = value
+    changed = tmp_path / "params.yaml"
+    changed.write_text(yaml.safe_dump(params), encoding="utf-8")
+    result = run_offline(verb, "--params", str(changed))
+    assert result.returncode == 1, result.stderr
+    # Libraries may log their own warnings on the way; the error itself is one line.
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: {section}.{key}: {value} cannot be loaded ("), errors[0]
+
+
+def test_serve_without_a_trained_model_is_one_line(tmp_path) -> None:
+    result = runner.invoke(app, ["serve", "--model-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {tmp_path} holds no trained model: run `train` first"
+
+
+def test_predict_names_an_input_it_cannot_read(trained, tmp_path) -> None:
+    if task.INPUT_KIND == "text":
+        value, expected = " ", "error: input: the text is empty"
+    else:
+        bad = tmp_path / ("notes.wav" if task.INPUT_KIND == "audio" else "notes.png")
+        bad.write_text("not a recording or a picture", encoding="utf-8")
+        value, expected = str(bad), f"error: {bad}: the file cannot be decoded as "
+    result = runner.invoke(app, ["predict", value])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith(expected), result.output
+
+
+def test_a_second_run_stops_at_once_and_names_the_first(tmp_path, monkeypatch) -> None:
+    from {{ cookiecutter.package_name }}.runlock import exclusive
+
+    monkeypatch.chdir(tmp_path)
+    with exclusive("train"):
+        for verb in ("prepare", "train", "evaluate"):
+            result = runner.invoke(app, [verb])
+            assert result.exit_code == 1, result.output
+            assert result.output.strip() == (
+                f"error: `train` (pid {os.getpid()}) is running in this project: "
+                "wait for it to finish, or stop it"
+            )
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, monkeypatch) -> None:
+    from {{ cookiecutter.package_name }}.config import LOCK_FILE
+    from {{ cookiecutter.package_name }}.errors import FlywheelError
+    from {{ cookiecutter.package_name }}.runlock import exclusive
+
+    monkeypatch.chdir(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(LOCK_FILE)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(FlywheelError, match="is running in this project"), exclusive("prepare"):
+        pass
+    holder.kill()  # SIGKILL: no clean-up runs
+    holder.wait(timeout=30)
+    with exclusive("prepare"):
+        assert LOCK_FILE.read_text(encoding="utf-8") == f"`prepare` (pid {os.getpid()})"
+
+
+HOLD_THE_LOCK = """
+import fcntl, os, sys, time
+lock = open(sys.argv[1], "a+")
+fcntl.flock(lock, fcntl.LOCK_EX)
+lock.write(f"`train` (pid {os.getpid()})")
+lock.flush()
+print("locked", flush=True)
+time.sleep(600)
+"""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import BENCH_FILE, MODEL_DIR, Params
-from .data import encode, label_names, load_prepared
+from .data import build_model, encode, load_prepared
 from .tasks import task
 
 
@@ -101,7 +101,7 @@ def train_throughput(params: Params, steps: int) -> float:
     transformers_logging.disable_progress_bar()
     set_seed(params.seed)
     train = load_prepared()["train"]
-    processor, model = task.build(params, train, label_names(train))
+    processor, model = build_model(params, train)
     with tempfile.TemporaryDirectory() as scratch:
         args = trainer_arguments(
             params.train, scratch, max_steps=steps, save_strategy="no", disable_tqdm=True

@@ -31,6 +31,19 @@ ParamsOption = Annotated[Path, typer.Option("--params", help="The run's configur
 ModelOption = Annotated[Path, typer.Option("--model-dir", help="A trained model folder.")]
 
 
+def one_at_a_time(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command holds the project's run lock: a second one stops at once (runlock.py)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .runlock import exclusive
+
+        with exclusive(command.__name__):
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Problems the user can fix print one line and exit 1 instead of a traceback."""
 
@@ -69,6 +82,7 @@ def info() -> None:
 
 @app.command()
 @friendly_errors
+@one_at_a_time
 def prepare(params: ParamsOption = PARAMS_FILE) -> None:
     """Load the data named in params.yaml, split it, and save it under data/prepared."""
     from .config import load_params
@@ -85,6 +99,7 @@ def _prepare(params: Any) -> None:
 
 @app.command()
 @friendly_errors
+@one_at_a_time
 def train(
     params: ParamsOption = PARAMS_FILE,
     prepare_first: Annotated[
@@ -111,6 +126,7 @@ def train(
 
 @app.command()
 @friendly_errors
+@one_at_a_time
 def evaluate(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_DIR) -> None:
     """Score the trained model on the test split; write metrics.json and plots/."""
     from .config import load_params

@@ -24,6 +24,8 @@ EXAMPLES_DIR = Path("data/examples")
 MODEL_DIR = Path("models/model")
 METRICS_FILE = Path("metrics.json")
 BENCH_FILE = Path("bench.json")
+# Held while `prepare`, `train` or `evaluate` runs (runlock.py).
+LOCK_FILE = Path(".flywheel.lock")
 # `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.
 TRAIN_PLOTS_DIR = Path("plots/train")
 EVALUATE_PLOTS_DIR = Path("plots/evaluate")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import EXAMPLES_DIR, PREPARED_DIR, Params
-from .errors import FlywheelError
+from .errors import FlywheelError, unreachable
 from .tasks import task
 
 SPLITS = ("train", "validation", "test")
@@ -27,7 +27,16 @@ def load_raw(params: Params) -> Any:
     if source.startswith("hf:"):
         from datasets import load_dataset
 
-        dataset = load_dataset(source.removeprefix("hf:"))
+        try:
+            dataset = load_dataset(source.removeprefix("hf:"))
+        except OSError as error:  # the Hub unreachable or offline, or no such dataset
+            raise unreachable(
+                "data.source",
+                source,
+                error,
+                "check the dataset id and the network (HF_HUB_OFFLINE=1 allows cached datasets "
+                "only), or point data.source at a local folder",
+            ) from None
 {%- if cookiecutter.__modality == 'speech' %}
         dataset = hub_waveforms(dataset, params.data.input_column)
 {%- endif %}
@@ -133,6 +142,23 @@ def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
     if missing:
         raise FlywheelError(f"{data_dir}/{missing[0]}.parquet not found: run `prepare` first")
     return {name: Dataset(pq.read_table(data_dir / f"{name}.parquet")) for name in SPLITS}
+
+
+def build_model(params: Params, train: Any) -> tuple[Any, Any]:
+    """The task's processor and model for training on `train`: from `model.pretrained` when set
+    (a Hub id or a folder), else the small model its config describes."""
+    try:
+        return task.build(params, train, label_names(train))
+    except OSError as error:
+        if params.model.pretrained is None:
+            raise
+        raise unreachable(
+            "model.pretrained",
+            params.model.pretrained,
+            error,
+            "check the checkpoint id or folder and the network (HF_HUB_OFFLINE=1 allows cached "
+            "checkpoints only), or set it to null for the small model",
+        ) from None
 
 
 def label_names(split: Any) -> list[str]:

@@ -11,12 +11,16 @@ from .errors import FlywheelError
 from .tasks import task
 
 
+def require_model(model_dir: Path) -> None:
+    if not (model_dir / "config.json").is_file():
+        raise FlywheelError(f"{model_dir} holds no trained model: run `train` first")
+
+
 class Predictor:
     """Loads a saved model once; turns raw inputs (text, or file bytes) into predictions."""
 
     def __init__(self, model_dir: Path = MODEL_DIR) -> None:
-        if not (model_dir / "config.json").is_file():
-            raise FlywheelError(f"{model_dir} holds no trained model: run `train` first")
+        require_model(model_dir)
         self.model_dir = model_dir
         self.processor, self.model = task.load(model_dir)
         self.model.eval()
@@ -48,7 +52,8 @@ def read_inputs(values: list[str]) -> list[Any]:
         raise FlywheelError(
             f"input file {missing[0]} not found: pass paths to {task.INPUT_KIND} files"
         )
-    return [path.read_bytes() for path in paths]
+    # Decoded here, where the file's name is known: an undecodable file is named in the error.
+    return [task.decode_input(path.read_bytes(), name=str(path)) for path in paths]
 
 
 def to_model_input(raw: Any) -> str:

@@ -87,4 +87,7 @@ def create_app(model_dir: Path = MODEL_DIR) -> FastAPI:
 def run(host: str, port: int, model_dir: Path = MODEL_DIR) -> None:
     import uvicorn
 
+    from .predict import require_model
+
+    require_model(model_dir)  # one line now, not a traceback from the server's start-up
     uvicorn.run(create_app(model_dir), host=host, port=port)

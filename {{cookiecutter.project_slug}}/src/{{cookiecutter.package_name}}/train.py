@@ -15,7 +15,7 @@ from typing import Any
 from . import plots, tracking
 from .baselines import flat, score_baselines
 from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
-from .data import data_hash, encode, label_names, load_prepared
+from .data import build_model, data_hash, encode, load_prepared
 from .device import trainer_arguments
 from .evaluate import score
 from .tasks import task
@@ -107,7 +107,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     transformers_logging.disable_progress_bar()
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
-    processor, model = task.build(params, splits["train"], label_names(splits["train"]))
+    processor, model = build_model(params, splits["train"])
     augment = task.augmentation(params)
     # With augmentation the training rows stay raw: the collator alters and encodes each batch,
     # so every epoch sees new copies.

@@ -297,10 +297,10 @@ def collator(processor: Any):
     return DataCollatorWithPadding(processor)
 
 
-def decode_input(raw: str | bytes) -> str:
+def decode_input(raw: str | bytes, name: str = "input") -> str:
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     if not text.strip():
-        raise FlywheelError("input: the text is empty: send at least one non-blank character")
+        raise FlywheelError(f"{name}: the text is empty: send at least one non-blank character")
     return text
 
 
