@@ -33,6 +33,7 @@ SHARED_MODULES = [
     "__main__.py",
     "baselines.py",
     "bench.py",
+    "checksums.py",
     "cli.py",
     "config.py",
     "data.py",

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -214,3 +215,28 @@ lock.flush()
 print("locked", flush=True)
 time.sleep(600)
 """
+
+
+@pytest.mark.parametrize("damage", ["missing", "altered"])
+def test_a_damaged_model_folder_is_refused_in_one_line(trained, tmp_path, damage) -> None:
+    from {{ cookiecutter.package_name }}.config import EXAMPLES_DIR, METRICS_FILE, MODEL_DIR
+
+    model = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, model)
+    weights = model / "model.safetensors"
+    if damage == "missing":
+        weights.unlink()
+        expected = f"error: {model}: model.safetensors is missing: "
+    else:
+        altered = bytearray(weights.read_bytes())
+        altered[-1] ^= 0xFF
+        weights.write_bytes(bytes(altered))
+        expected = f"error: {model}: model.safetensors differs from the file `train` saved"
+    example = "good" if task.INPUT_KIND == "text" else str(sorted(EXAMPLES_DIR.iterdir())[0])
+    metrics = METRICS_FILE.read_bytes()
+    for verb in (["predict", example], ["evaluate"], ["serve"]):
+        result = runner.invoke(app, [*verb, "--model-dir", str(model)])
+        assert result.exit_code == 1, (verb, result.output)
+        assert len(result.output.strip().splitlines()) == 1, (verb, result.output)
+        assert result.output.startswith(expected), (verb, result.output)
+    assert METRICS_FILE.read_bytes() == metrics

@@ -25,10 +25,14 @@ def post_predict(client: TestClient, raw):
 {%- endif %}
 
 
-def test_health(client: TestClient) -> None:
+def test_health(client: TestClient, trained) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json()["task"] == "{{ cookiecutter.task }}"
+    health = response.json()
+    assert health["task"] == "{{ cookiecutter.task }}"
+    # The model that answers: the run that trained it and the checksum of its files.
+    assert health["run_id"] == trained.result.run_id
+    assert len(health["checksum"]) == 64
 
 
 def test_predict_answers_with_a_prediction(client: TestClient) -> None:

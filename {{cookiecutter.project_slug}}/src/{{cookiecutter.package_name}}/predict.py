@@ -11,16 +11,20 @@ from .errors import FlywheelError
 from .tasks import task
 
 
-def require_model(model_dir: Path) -> None:
+def require_model(model_dir: Path) -> dict[str, Any]:
+    """The folder's run id and checksum, once every file is there and unaltered."""
+    from .checksums import verify
+
     if not (model_dir / "config.json").is_file():
         raise FlywheelError(f"{model_dir} holds no trained model: run `train` first")
+    return verify(model_dir)
 
 
 class Predictor:
     """Loads a saved model once; turns raw inputs (text, or file bytes) into predictions."""
 
     def __init__(self, model_dir: Path = MODEL_DIR) -> None:
-        require_model(model_dir)
+        self.manifest = require_model(model_dir)
         self.model_dir = model_dir
         self.processor, self.model = task.load(model_dir)
         self.model.eval()

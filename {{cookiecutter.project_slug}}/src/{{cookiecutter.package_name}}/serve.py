@@ -51,8 +51,16 @@ def create_app(model_dir: Path = MODEL_DIR) -> FastAPI:
     app = FastAPI(title="{{ cookiecutter.project_slug }}", version=__version__, lifespan=lifespan)
 
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "task": "{{ cookiecutter.task }}", "model": str(model_dir)}
+    def health() -> dict[str, str | None]:
+        manifest = state["predictor"].manifest
+        return {
+            "status": "ok",
+            "task": "{{ cookiecutter.task }}",
+            "model": str(model_dir),
+            # Which trained model answers: its MLflow run and the checksum of its files.
+            "run_id": manifest["run_id"],
+            "checksum": manifest["checksum"],
+        }
 
 {%- if cookiecutter.task == 'text-classification' %}
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import plots, tracking
 from .baselines import flat, score_baselines
+from .checksums import write_manifest
 from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
 from .data import build_model, data_hash, encode, load_prepared
 from .device import trainer_arguments
@@ -86,13 +87,15 @@ def _early_stopping(patience: int | None) -> list[Any]:
     return [EarlyStoppingCallback(early_stopping_patience=patience), StopWhenPerfect()]
 
 
-def _save(processor: Any, model: Any, model_dir: Path) -> None:
-    """Replace the saved model atomically: a failed save keeps the previous one."""
+def _save(processor: Any, model: Any, model_dir: Path, run_id: str | None) -> None:
+    """Replace the saved model atomically: a failed save keeps the previous one. The folder's
+    manifest records the run and every file's checksum (checked before the model is used)."""
     model_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".model-", dir=model_dir.parent))
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
+        write_manifest(staging, run_id)
         shutil.rmtree(model_dir, ignore_errors=True)
         staging.rename(model_dir)
     finally:
@@ -158,7 +161,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             return TrainResult(metrics={}, run_id=None, model_uri=None, history=[])
 
         model = trainer.model
-        _save(processor, model, model_dir)
+        _save(processor, model, model_dir, run.info.run_id if run else None)
         plots.loss_curve(trainer.state.log_history, TRAIN_PLOTS_DIR)
         # The run records its test scores too; metrics.json and the evaluation plots in the
         # project are the `evaluate` stage's outputs, so these go to a scratch folder.
