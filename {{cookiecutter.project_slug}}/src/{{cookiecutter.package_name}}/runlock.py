@@ -14,11 +14,12 @@ from pathlib import Path
 
 from .config import LOCK_FILE
 from .errors import FlywheelError
+from .tracking import is_main_process
 
 
 @contextmanager
 def exclusive(verb: str, path: Path = LOCK_FILE) -> Iterator[None]:
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         yield  # torchrun's other processes are part of rank 0's run, which holds the lock
         return
     import fcntl

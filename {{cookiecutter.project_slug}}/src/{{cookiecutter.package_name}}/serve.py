@@ -39,12 +39,13 @@ ACCEPTED_FILES = "{{ 'a WAV, FLAC or OGG audio file' if cookiecutter.__modality 
 
 
 {% endif -%}
-def create_app(model_dir: Path = MODEL_DIR) -> FastAPI:
+def create_app(model_dir: Path = MODEL_DIR, predictor: Predictor | None = None) -> FastAPI:
+    """The app; it loads the model at start-up unless given one already loaded."""
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state["predictor"] = Predictor(model_dir)
+        state["predictor"] = predictor if predictor is not None else Predictor(model_dir)
         yield
         state.clear()
 
@@ -95,7 +96,7 @@ def create_app(model_dir: Path = MODEL_DIR) -> FastAPI:
 def run(host: str, port: int, model_dir: Path = MODEL_DIR) -> None:
     import uvicorn
 
-    from .predict import require_model
-
-    require_model(model_dir)  # one line now, not a traceback from the server's start-up
-    uvicorn.run(create_app(model_dir), host=host, port=port)
+    # Loaded (and its files checked) before the server starts: a problem is one line, not a
+    # traceback from the server's start-up.
+    predictor = Predictor(model_dir)
+    uvicorn.run(create_app(model_dir, predictor), host=host, port=port)
