@@ -82,6 +82,10 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
     }
     modules = SHARED_MODULES + TASK_FILES[combination["task"]]
     files |= {f"src/{package}/{module}" for module in modules}
+    # Each task's own tests sit beside the shared ones, as its module sits beside the shared code.
+    files.add(f"tests/test_{combination['task'].replace('-', '_')}.py")
+    if "audio.py" in modules:
+        files.add("tests/test_audio.py")
     if combination["use_docker"] == "yes":
         files |= {"Dockerfile", ".dockerignore", "compose.yaml", "deploy/k8s/train-job.yaml"}
     if combination["ci"] == "github":

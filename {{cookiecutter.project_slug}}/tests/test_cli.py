@@ -90,13 +90,12 @@ def test_reproduce_without_a_tracking_store_creates_none(tmp_path, monkeypatch) 
 
 
 def test_predict_prints_one_json_line_per_input(trained) -> None:
-{%- if cookiecutter.task == 'text-classification' %}
-    inputs = ["honestly the staff is really wonderful", "the food was not great"]
-{%- else %}
     from {{ cookiecutter.package_name }}.config import EXAMPLES_DIR
 
-    inputs = [str(path) for path in sorted(EXAMPLES_DIR.iterdir())[:2]]
-{%- endif %}
+    if task.INPUT_KIND == "text":
+        inputs = ["honestly the staff is really wonderful", "the food was not great"]
+    else:
+        inputs = [str(path) for path in sorted(EXAMPLES_DIR.iterdir())[:2]]
     result = runner.invoke(app, ["predict", *inputs])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]

@@ -18,11 +18,9 @@ def client(trained):
 
 
 def post_predict(client: TestClient, raw):
-{%- if cookiecutter.task == 'text-classification' %}
-    return client.post("/predict", json={"texts": [raw]})
-{%- else %}
-    return client.post("/predict", files={"file": ("{{ 'clip.wav' if cookiecutter.__modality == 'speech' else 'image.png' }}", raw)})
-{%- endif %}
+    if task.INPUT_KIND == "text":
+        return client.post("/predict", json={"texts": [raw]})
+    return client.post("/predict", files={"file": ("upload", raw)})
 
 
 def test_health(client: TestClient, trained) -> None:
@@ -35,35 +33,36 @@ def test_health(client: TestClient, trained) -> None:
     assert len(health["checksum"]) == 64
 
 
-def test_predict_answers_with_a_prediction(client: TestClient) -> None:
-    response = post_predict(client, task.example_input(load_prepared()["test"]))
+def test_predict_answers_as_the_predictor_does(client: TestClient) -> None:
+    example = task.example_input(load_prepared()["test"])
+    response = post_predict(client, example)
     assert response.status_code == 200, response.text
     [prediction] = response.json()["predictions"]
-{%- if cookiecutter.task == 'speech-recognition' %}
-    assert isinstance(prediction["text"], str)
-{%- else %}
-    assert prediction["label"] in Predictor(MODEL_DIR).model.config.label2id
-    assert 0 < prediction["score"] <= 1
-{%- endif %}
+    assert [prediction] == Predictor(MODEL_DIR).predict([example])
+    if task.TARGET == "class":
+        assert prediction["label"] in Predictor(MODEL_DIR).model.config.label2id
+        assert 0 < prediction["score"] <= 1
+
+
+TEXT_PAYLOADS = [
+    ({"json": {"texts": "not a list"}}, 422, "list"),
+    ({"json": {"texts": []}}, 422, "at least 1"),
+    ({"json": {"texts": ["   "]}}, 422, "texts[0] is empty"),
+    ({"json": {"texts": ["x" * 10_001]}}, 413, "longer than"),
+    ({"json": {"text": "wrong field"}}, 422, "texts"),
+    ({"content": b"not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
+]
+FILE_PAYLOADS = [
+    ({"files": {"file": ("upload", b"")}}, 422, "file is empty"),
+    ({"files": {"file": ("upload", b"definitely not a media file")}}, 422, "cannot be decoded"),
+    ({"files": {"file": ("big.bin", b"0" * (10 * 1024 * 1024 + 1))}}, 413, "larger than"),
+    ({"data": {"text": "no file"}}, 422, "file"),
+]
 
 
 @pytest.mark.parametrize(
     ("request_kwargs", "status", "message"),
-    [
-{%- if cookiecutter.task == 'text-classification' %}
-        ({"json": {"texts": "not a list"}}, 422, "list"),
-        ({"json": {"texts": []}}, 422, "at least 1"),
-        ({"json": {"texts": ["   "]}}, 422, "texts[0] is empty"),
-        ({"json": {"texts": ["x" * 10_001]}}, 413, "longer than"),
-        ({"json": {"text": "wrong field"}}, 422, "texts"),
-        ({"content": b"not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
-{%- else %}
-        ({"files": {"file": ("{{ 'clip.wav' if cookiecutter.__modality == 'speech' else 'image.png' }}", b"")}}, 422, "file is empty"),
-        ({"files": {"file": ("{{ 'clip.wav' if cookiecutter.__modality == 'speech' else 'image.png' }}", b"definitely not {{ 'audio' if cookiecutter.__modality == 'speech' else 'an image' }}")}}, 422, "cannot be decoded"),
-        ({"files": {"file": ("big.bin", b"0" * (10 * 1024 * 1024 + 1))}}, 413, "larger than"),
-        ({"data": {"text": "no file"}}, 422, "file"),
-{%- endif %}
-    ],
+    TEXT_PAYLOADS if task.INPUT_KIND == "text" else FILE_PAYLOADS,
     ids=lambda value: value if isinstance(value, int) else None,
 )
 def test_bad_payloads_get_a_clear_4xx(client: TestClient, request_kwargs, status, message) -> None:

@@ -32,6 +32,20 @@ def test_the_task_functions_take_the_contract_parameters() -> None:
 def test_the_task_declares_its_facts() -> None:
     assert task.INPUT_KIND in {"text", "image", "audio"}
     assert task.TARGET in {"class", "transcript"}
+    assert isinstance(task.ACCEPTED_INPUT, str) and task.ACCEPTED_INPUT
+    assert task.REPORT_FILES and all(isinstance(name, str) for name in task.REPORT_FILES)
+    assert all(isinstance(name, str) for name in task.REQUIREMENTS)
     assert isinstance(task.JUDGING, Judging)
     assert task.JUDGING.baseline_to_beat in task.JUDGING.baselines
     assert issubclass(task.DataParams, Section) and issubclass(task.ModelParams, Section)
+
+
+def test_the_task_requirements_are_dependencies_of_the_project() -> None:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    meta = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    names = {re.split(r"[<>=!~\[; ]", line)[0].lower() for line in meta["dependencies"]}
+    assert set(task.REQUIREMENTS) <= names

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import FlywheelError
 
 SAMPLING_RATE = 16_000
+ACCEPTED_FILES = "a WAV, FLAC or OGG audio file"
 
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -47,7 +48,7 @@ def decode(raw: Any, name: str = "input") -> np.ndarray:
     if problem is not None:
         raise FlywheelError(
             f"{name}: the file cannot be decoded as audio ({problem}): "
-            "send or store WAV, FLAC or OGG audio"
+            f"send or store {ACCEPTED_FILES}"
         )
     return to_mono_16k(samples, rate)
 
@@ -126,3 +127,25 @@ def extensions() -> set[str]:
     import soundfile
 
     return {f".{name.lower()}" for name in soundfile.available_formats()}
+
+
+def hub_waveforms(dataset: Any, column: str) -> Any:
+    """A Hub audio column as 16 kHz float waveforms, decoded with soundfile (datasets would
+    need torchcodec and FFmpeg for its own decoding)."""
+    from datasets import Audio, Sequence, Value
+
+    dataset = dataset.cast_column(column, Audio(decode=False))
+    features = dataset.features.copy()
+    features[column] = Sequence(Value("float32"))
+
+    def to_waveform(row: dict[str, Any]) -> dict[str, Any]:
+        file = row[column]
+        raw = file["bytes"] if file["bytes"] else Path(file["path"]).read_bytes()
+        return {column: decode(raw)}
+
+    return dataset.map(to_waveform, features=features)
+
+
+def inputs_from_hub(dataset: Any, params: Any) -> Any:
+    """The input column of a Hub audio dataset, decoded (`from_hub` of the audio-in tasks)."""
+    return hub_waveforms(dataset, params.data.input_column)

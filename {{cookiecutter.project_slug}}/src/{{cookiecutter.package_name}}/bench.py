@@ -46,20 +46,18 @@ def _free_port() -> int:
 
 
 def _http_request(url: str, example: Any) -> urllib.request.Request:
-{%- if cookiecutter.task == 'text-classification' %}
-    body = json.dumps({"texts": [example]}).encode()
-    return urllib.request.Request(url, body, {"Content-Type": "application/json"})
-{%- else %}
+    if task.INPUT_KIND == "text":
+        body = json.dumps({"texts": [example]}).encode()
+        return urllib.request.Request(url, body, {"Content-Type": "application/json"})
     boundary = "flywheel-bench"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="example{{ '.wav' if cookiecutter.__modality == 'speech' else '.png' }}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        'filename="example"\r\nContent-Type: application/octet-stream\r\n\r\n'
     )
     body = head.encode() + example + f"\r\n--{boundary}--\r\n".encode()
     return urllib.request.Request(
         url, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     )
-{%- endif %}
 
 
 def http_latency(model_dir: Path, example: Any, repeats: int) -> list[float]:

@@ -139,6 +139,15 @@ def postprocess(processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]
     ]
 
 
+# What `report` writes into the evaluation plots folder.
+REPORT_FILES = ("confusion_matrix.png", "predictions.csv")
+
+
+def from_hub(dataset: Any, params: Any) -> Any:
+    """Hub text and image columns need no conversion."""
+    return dataset
+
+
 def report(processor: Any, model: Any, prediction: Any, plots_dir: Path) -> dict[str, float]:
     """Test-split metrics, plus the confusion matrix a person reads at a glance."""
     metrics = compute_metrics(processor)(prediction)

@@ -18,6 +18,7 @@ from . import __version__
 from .config import MODEL_DIR, PARAMS_FILE
 from .errors import FlywheelError
 from .project import MODALITY, TASK
+from .tasks import task
 
 app = typer.Typer(
     help="{{ cookiecutter.project_slug }}: {{ cookiecutter.__modality }} {{ cookiecutter.task }}.",
@@ -26,7 +27,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-INPUTS_HELP = "{{ 'Texts to classify.' if cookiecutter.task == 'text-classification' else 'Paths of the files to predict.' }}"
+INPUTS_HELP = (
+    "Texts, one quoted argument each."
+    if task.INPUT_KIND == "text"
+    else "Paths of the files to predict."
+)
 ParamsOption = Annotated[Path, typer.Option("--params", help="The run's configuration.")]
 ModelOption = Annotated[Path, typer.Option("--model-dir", help="A trained model folder.")]
 

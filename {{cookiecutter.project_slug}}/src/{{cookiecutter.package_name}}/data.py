@@ -37,9 +37,7 @@ def load_raw(params: Params) -> Any:
                 "check the dataset id and the network (HF_HUB_OFFLINE=1 allows cached datasets "
                 "only), or point data.source at a local folder",
             ) from None
-{%- if cookiecutter.__modality == 'speech' %}
-        dataset = hub_waveforms(dataset, params.data.input_column)
-{%- endif %}
+        dataset = task.from_hub(dataset, params)
     else:
         path = Path(source)
         if not path.exists():
@@ -50,27 +48,6 @@ def load_raw(params: Params) -> Any:
     return _canonical_columns(dataset, params)
 
 
-{% if cookiecutter.__modality == 'speech' -%}
-def hub_waveforms(dataset: Any, column: str) -> Any:
-    """A Hub audio column as 16 kHz float waveforms, decoded with soundfile (datasets would
-    need torchcodec and FFmpeg for its own decoding)."""
-    from datasets import Audio, Sequence, Value
-
-    from .audio import decode
-
-    dataset = dataset.cast_column(column, Audio(decode=False))
-    features = dataset.features.copy()
-    features[column] = Sequence(Value("float32"))
-
-    def to_waveform(row: dict[str, Any]) -> dict[str, Any]:
-        file = row[column]
-        raw = file["bytes"] if file["bytes"] else Path(file["path"]).read_bytes()
-        return {column: decode(raw)}
-
-    return dataset.map(to_waveform, features=features)
-
-
-{% endif -%}
 def _canonical_columns(dataset: Any, params: Params) -> Any:
     renames = {params.data.input_column: "input", params.data.target_column: "label"}
     columns = dataset.column_names

@@ -10,35 +10,24 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-{% if cookiecutter.task == 'text-classification' -%}
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field
-{%- else -%}
 from fastapi import FastAPI, HTTPException, UploadFile
-{%- endif %}
+from pydantic import BaseModel, Field
 
 from . import __version__
 from .config import MODEL_DIR
-{%- if cookiecutter.task != 'text-classification' %}
 from .errors import FlywheelError
-{%- endif %}
 from .predict import Predictor
+from .tasks import task
 
-{% if cookiecutter.task == 'text-classification' -%}
 MAX_TEXT_CHARS = 10_000
 MAX_BATCH = 64
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
 class PredictRequest(BaseModel):
     texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-{% else -%}
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-ACCEPTED_FILES = "{{ 'a WAV, FLAC or OGG audio file' if cookiecutter.__modality == 'speech' else 'a PNG, JPEG or other image file' }}"
-
-
-{% endif -%}
 def create_app(model_dir: Path = MODEL_DIR, predictor: Predictor | None = None) -> FastAPI:
     """The app; it loads the model at start-up unless given one already loaded."""
     state: dict[str, Any] = {}
@@ -63,32 +52,33 @@ def create_app(model_dir: Path = MODEL_DIR, predictor: Predictor | None = None) 
             "checksum": manifest["checksum"],
         }
 
-{%- if cookiecutter.task == 'text-classification' %}
+    if task.INPUT_KIND == "text":
 
-    @app.post("/predict")
-    def predict(request: PredictRequest) -> dict[str, list[dict[str, Any]]]:
-        for index, text in enumerate(request.texts):
-            if not text.strip():
-                raise HTTPException(422, f"texts[{index}] is empty: send non-blank text")
-            if len(text) > MAX_TEXT_CHARS:
-                message = f"texts[{index}] is longer than {MAX_TEXT_CHARS} characters"
-                raise HTTPException(413, message)
-        return {"predictions": state["predictor"].predict(request.texts)}
-{%- else %}
+        @app.post("/predict")
+        def predict_texts(request: PredictRequest) -> dict[str, list[dict[str, Any]]]:
+            for index, text in enumerate(request.texts):
+                if not text.strip():
+                    raise HTTPException(422, f"texts[{index}] is empty: send {task.ACCEPTED_INPUT}")
+                if len(text) > MAX_TEXT_CHARS:
+                    message = f"texts[{index}] is longer than {MAX_TEXT_CHARS} characters"
+                    raise HTTPException(413, message)
+            return {"predictions": state["predictor"].predict(request.texts)}
 
-    @app.post("/predict")
-    async def predict(file: UploadFile) -> dict[str, list[dict[str, Any]]]:
-        data = await file.read(MAX_UPLOAD_BYTES + 1)
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise HTTPException(413, f"file is larger than {MAX_UPLOAD_BYTES} bytes")
-        if not data:
-            raise HTTPException(422, f"file is empty: upload {ACCEPTED_FILES}")
-        try:
-            predictions = state["predictor"].predict([data])
-        except FlywheelError as error:
-            raise HTTPException(422, str(error)) from None
-        return {"predictions": predictions}
-{%- endif %}
+    else:
+        # python-multipart, which FastAPI needs for uploads, is a dependency of file tasks only.
+
+        @app.post("/predict")
+        async def predict_file(file: UploadFile) -> dict[str, list[dict[str, Any]]]:
+            data = await file.read(MAX_UPLOAD_BYTES + 1)
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise HTTPException(413, f"file is larger than {MAX_UPLOAD_BYTES} bytes")
+            if not data:
+                raise HTTPException(422, f"file is empty: upload {task.ACCEPTED_INPUT}")
+            try:
+                predictions = state["predictor"].predict([data])
+            except FlywheelError as error:
+                raise HTTPException(422, str(error)) from None
+            return {"predictions": predictions}
 
     return app
 

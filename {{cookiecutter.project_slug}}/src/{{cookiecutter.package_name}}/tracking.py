@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FlywheelError
+from .tasks import task
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENT = "{{ cookiecutter.project_slug }}"
@@ -35,7 +36,7 @@ PINNED_PACKAGES = (
     "pandas",
     "numpy",
     "scikit-learn",
-    "{{ 'soundfile' if cookiecutter.__modality == 'speech' else 'pillow' }}",
+    *task.REQUIREMENTS,
 )
 
 

@@ -27,7 +27,11 @@ INPUT_KIND = "audio"
 # Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
 decode_input = audio.decode
 example_input = audio.example_wav
+from_hub = audio.inputs_from_hub
+ACCEPTED_INPUT = audio.ACCEPTED_FILES
 TARGET = "class"
+REQUIREMENTS = ("soundfile",)
+REPORT_FILES = classification.REPORT_FILES
 CLASSES = ("low_tone", "high_tone", "chirp_up", "chirp_down", "noise_burst", "double_beep")
 JUDGING = classification.judging("logistic regression on the mean and spread of each log-mel band")
 

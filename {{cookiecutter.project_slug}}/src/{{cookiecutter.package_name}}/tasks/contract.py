@@ -19,8 +19,15 @@ from ..schema import Judging, Section
 class Task(Protocol):
     # What a request or a `predict` argument carries: text, or the bytes of an image/audio file.
     INPUT_KIND: Literal["text", "image", "audio"]
+    # What a request must carry, as error messages name it ("a WAV, FLAC or OGG audio file").
+    ACCEPTED_INPUT: str
     # What the model predicts: a class from a fixed set, or free text.
     TARGET: Literal["class", "transcript"]
+    # The files `report` writes into the evaluation plots folder, beside the baselines.
+    REPORT_FILES: tuple[str, ...]
+    # Packages the task's code needs beyond the shared stack (pyproject.toml lists them too); a
+    # logged model pins them to this run's versions.
+    REQUIREMENTS: tuple[str, ...]
     # The primary metric and its direction, the baselines, what to try when behind them.
     JUDGING: Judging
     # The task's own sections of params.yaml (the shared ones live in config.py).
@@ -30,6 +37,7 @@ class Task(Protocol):
     # Data: the offline default, a local source in the documented layout, example files.
     def embedded_dataset(self, params: Any) -> Any: ...
     def load_source(self, source: Path, params: Any) -> Any: ...
+    def from_hub(self, dataset: Any, params: Any) -> Any: ...
     def write_examples(self, dataset: Any, out_dir: Path) -> list[Path]: ...
 
     # Model: built from params (a small config, or `model.pretrained`) or loaded from a folder.

@@ -23,7 +23,11 @@ from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
 INPUT_KIND = "image"
+ACCEPTED_INPUT = "a PNG, JPEG or other image file"
 TARGET = "class"
+REQUIREMENTS = ("pillow",)
+REPORT_FILES = classification.REPORT_FILES
+from_hub = classification.from_hub
 # The classical baseline sees each image as this many grey pixels a side.
 BASELINE_PIXELS = 16
 JUDGING = classification.judging(

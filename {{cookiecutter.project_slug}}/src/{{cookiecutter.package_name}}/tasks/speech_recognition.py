@@ -29,7 +29,11 @@ INPUT_KIND = "audio"
 # Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
 decode_input = audio.decode
 example_input = audio.example_wav
+from_hub = audio.inputs_from_hub
+ACCEPTED_INPUT = audio.ACCEPTED_FILES
 TARGET = "transcript"
+REQUIREMENTS = ("soundfile", "jiwer")
+REPORT_FILES = ("transcripts.csv",)
 # Each letter of the toy language sounds as two tones (Hz), like the formants of a vowel.
 LETTER_TONES = {
     "a": (350, 1100),

@@ -24,7 +24,11 @@ from ..errors import FlywheelError
 from ..schema import DataSource, Section
 
 INPUT_KIND = "text"
+ACCEPTED_INPUT = "non-blank text"
 TARGET = "class"
+REQUIREMENTS = ()
+REPORT_FILES = classification.REPORT_FILES
+from_hub = classification.from_hub
 LABELS = ("negative", "positive")
 JUDGING = classification.judging("TF-IDF of words and word pairs + logistic regression")
 
