@@ -96,7 +96,7 @@ def _fix_ogg_serial(path: Path, serial: int = 0x5EED) -> None:
 def spoken_words(
     dest: Path,
     words: Sequence[str] = ("yes", "no", "up", "down", "left", "right"),
-    per_word: int = 30,
+    per_word: int = 50,
     seed: int = 0,
 ) -> Path:
     """Audio classification: ``dest/<word>/<index>.<ext>`` plus hidden ``.DS_Store`` junk."""
