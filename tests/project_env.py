@@ -19,7 +19,8 @@ from filelock import FileLock
 from helpers import TEMPLATE_ROOT
 
 ENV_DIR = TEMPLATE_ROOT / ".cache" / "project-env"
-# The CPU build on this machine's local wheel store; an unpinned torch would pull CUDA wheels.
+# The CPU build on this machine's local wheel store (or TORCH_INDEX_URL); an unpinned torch would
+# pull CUDA wheels.
 TORCH_PIN = "torch==2.13.0"
 
 
@@ -37,7 +38,11 @@ def ensure_project_env(requirements: list[str]) -> Path:
     """The `bin` folder of an environment holding exactly these requirements."""
     ENV_DIR.parent.mkdir(parents=True, exist_ok=True)
     marker = ENV_DIR / "requirements.txt"
-    wanted = "\n".join(requirements) + "\n"
+    # Where torch comes from, as the generated Makefile and CI read it: on a GitHub runner the CPU
+    # index keeps the multi-GB CUDA build off a CPU-only test machine.
+    torch_index = os.environ.get("TORCH_INDEX_URL", "")
+    source = f"# torch from {torch_index}\n" if torch_index else ""
+    wanted = "\n".join(requirements) + "\n" + source
     with FileLock(str(ENV_DIR) + ".lock"):
         if marker.is_file() and marker.read_text(encoding="utf-8") == wanted:
             return ENV_DIR / "bin"
@@ -45,7 +50,8 @@ def ensure_project_env(requirements: list[str]) -> Path:
         venv.create(ENV_DIR, with_pip=True)
         pip = [str(ENV_DIR / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         if any(req.split(">")[0].split("=")[0].strip() == "torch" for req in requirements):
-            subprocess.run([*pip, TORCH_PIN], check=True)
+            index = ["--index-url", torch_index] if torch_index else []
+            subprocess.run([*pip, *index, TORCH_PIN], check=True)
         subprocess.run([*pip, *requirements], check=True)
         marker.write_text(wanted, encoding="utf-8")
     return ENV_DIR / "bin"
