@@ -32,6 +32,7 @@ SHARED_MODULES = [
     "__init__.py",
     "__main__.py",
     "baselines.py",
+    "batching.py",
     "bench.py",
     "checksums.py",
     "cli.py",

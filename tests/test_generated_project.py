@@ -209,6 +209,9 @@ def test_readme_gate_section_works(projects: dict[str, Baked], project_bin: Path
     assert "HTTP, 1 input: p50 / p95" in bench.stdout
     measured = json.loads(project.text("bench.json"))
     assert measured["http_latency_ms"]["single"]["n"] == 50
+    # The bounded load run: 1 and 32 clients against the batching server, no request lost.
+    assert [run["errors"] for run in measured["http_load"].values()] == [0, 0]
+    assert measured["http_load"]["32"]["requests_per_second"] > 0
     params = project.text("params.yaml")
     try:
         for budget, expected in (("1000000", 0), ("0.001", 2)):

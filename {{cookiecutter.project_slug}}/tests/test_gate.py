@@ -17,6 +17,10 @@ MEASURED = {
         "batched": {"p50": 20.0, "p95": 25.0, "n": 50, "batch_size": 16},
     },
     "http_latency_ms": {"single": {"p50": 8.0, "p95": 12.5, "n": 50}},
+    "http_load": {
+        "1": {"concurrency": 1, "requests_per_second": 250.0, "p99": 9.0, "errors": 0},
+        "32": {"concurrency": 32, "requests_per_second": 800.0, "p99": 220.0, "errors": 0},
+    },
     "model_size_mb": 3.2,
     "train_samples_per_second": 900.0,
     "peak_memory_mb": 700.0,
@@ -66,6 +70,22 @@ def test_a_value_equal_to_its_budget_passes(trained, measured) -> None:
     assert all(v.passed for v in gate(params, measured))
 
 
+@pytest.mark.parametrize(
+    ("budgets", "message"),
+    [
+        ({"min_requests_per_second": 1000}, "HTTP requests/s at 32 clients is 800.0, under its"),
+        ({"max_p99_latency_ms": 100}, "HTTP p99 latency at 32 clients (ms) is 220.0, over its"),
+    ],
+)
+def test_the_gate_can_hold_throughput_and_p99_under_load(trained, measured, budgets, message):
+    assert all(v.passed for v in gate(trained.params, measured))  # null budgets: not checked
+    relaxed = {"min_requests_per_second": 500, "max_p99_latency_ms": 300}
+    assert len(gate(with_budgets(trained.params, **relaxed), measured)) == 5
+    with pytest.raises(FlywheelError, match="gate failed: ") as error:
+        gate(with_budgets(trained.params, **budgets), measured)
+    assert message in str(error.value)
+
+
 def test_gate_without_bench_says_what_to_run(trained, tmp_path) -> None:
     with pytest.raises(FlywheelError, match="not found: run `bench` first"):
         gate(trained.params, tmp_path / "bench.json")
@@ -82,16 +102,21 @@ def test_percentiles_of_known_samples() -> None:
     result = percentiles([float(value) for value in range(1, 101)])
     assert result["p50"] == pytest.approx(50.5)
     assert result["p95"] == pytest.approx(95.05)
+    assert result["p99"] == pytest.approx(99.01)
     assert result["n"] == 100
 
 
 def test_bench_writes_every_measurement(trained) -> None:
-    results = bench(trained.params, requests=5, batch_size=2, train_steps=2)
+    results = bench(trained.params, requests=5, batch_size=2, train_steps=2, load_requests=20)
     assert json.loads((trained.workspace / "bench.json").read_text()) == results
     for kind in ("single", "batched"):
         latency = results["predict_latency_ms"][kind]
         assert 0 < latency["p50"] <= latency["p95"]
     assert results["http_latency_ms"]["single"]["n"] == 5
+    for clients, run in results["http_load"].items():
+        assert run["concurrency"] == int(clients) and run["errors"] == 0
+        assert run["n"] == 20 and run["requests_per_second"] > 0
+        assert 0 < run["p50"] <= run["p95"] <= run["p99"]
     assert results["model_size_mb"] > 0
     assert results["train_samples_per_second"] > 0
     assert results["peak_memory_mb"] > 0

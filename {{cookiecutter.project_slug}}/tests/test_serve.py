@@ -1,10 +1,14 @@
-"""The HTTP server: health, predictions, clear 4xx errors, and the training/serving parity proof."""
+"""The HTTP server: health, predictions, clear 4xx errors, batching, and the training/serving
+parity proof."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.config import MODEL_DIR
+from {{ cookiecutter.package_name }}.config import MODEL_DIR, ServeParams
 from {{ cookiecutter.package_name }}.data import load_prepared
 from {{ cookiecutter.package_name }}.predict import Predictor
 from {{ cookiecutter.package_name }}.serve import create_app
@@ -91,3 +95,53 @@ def test_the_server_sees_the_training_tensors(client: TestClient, monkeypatch) -
     assert set(seen) == set(training_batch)
     for key, tensor in training_batch.items():
         assert torch.equal(seen[key], tensor), key
+
+
+def same_prediction(batched: dict, alone: dict) -> bool:
+    """Equal, but for float noise in scores: a padded batch sums in another order."""
+    if batched.keys() != alone.keys():
+        return False
+    return all(
+        abs(value - alone[key]) <= 1e-5 if isinstance(value, float) else value == alone[key]
+        for key, value in batched.items()
+    )
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_answers(trained) -> None:
+    test = load_prepared()["test"]
+    examples = [task.example_input(test.select([i])) for i in range(min(16, len(test)))]
+    # A long wait makes the batching certain; the shipped default waits 5 ms.
+    serving = ServeParams(max_batch_size=64, max_wait_ms=300, max_queue=256)
+    with TestClient(create_app(MODEL_DIR, serving=serving)) as client:
+        alone = [post_predict(client, raw).json()["predictions"][0] for raw in examples]
+        calls_before = client.app.state.batcher.calls
+        with ThreadPoolExecutor(len(examples)) as pool:
+            responses = list(pool.map(lambda raw: post_predict(client, raw), examples))
+        calls = client.app.state.batcher.calls - calls_before
+    assert [response.status_code for response in responses] == [200] * len(examples)
+    batched = [response.json()["predictions"][0] for response in responses]
+    for index, (one, other) in enumerate(zip(batched, alone, strict=True)):
+        assert same_prediction(one, other), (index, one, other)
+    assert calls < len(examples)
+
+
+def test_a_full_queue_answers_503_with_retry_after(trained, monkeypatch) -> None:
+    original = Predictor.predict
+
+    def slow(self, raw_inputs):
+        time.sleep(0.5)
+        return original(self, raw_inputs)
+
+    monkeypatch.setattr(Predictor, "predict", slow)
+    example = task.example_input(load_prepared()["test"])
+    serving = ServeParams(max_batch_size=1, max_wait_ms=0, max_queue=1)
+    with (
+        TestClient(create_app(MODEL_DIR, serving=serving)) as client,
+        ThreadPoolExecutor(4) as pool,
+    ):
+        responses = list(pool.map(lambda _: post_predict(client, example), range(4)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses[0] == 200 and statuses[-1] == 503, statuses
+    refused = next(response for response in responses if response.status_code == 503)
+    assert refused.headers["retry-after"] == "1"
+    assert "at capacity" in refused.json()["detail"]

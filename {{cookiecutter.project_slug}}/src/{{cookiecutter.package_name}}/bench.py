@@ -1,12 +1,15 @@
 """`bench`: what production will feel, measured on this machine; written to bench.json.
 
 Inference latency (p50/p95 over many requests, one input and a batch) through `Predictor` and
-through the HTTP server, peak memory, model size on disk, and training throughput. A measurement,
-never a test: `gate` compares it with the budgets in params.yaml.
+through the HTTP server, the server under load (1 and 32 concurrent clients on 127.0.0.1: requests
+per second, p50/p95/p99, errors), peak memory, model size on disk, and training throughput. A
+measurement, never a test: `gate` compares it with the budgets in params.yaml.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import resource
 import socket
@@ -15,18 +18,23 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import BENCH_FILE, MODEL_DIR, Params
+from .config import BENCH_FILE, LOAD_CONCURRENCY, MODEL_DIR, Params, ServeParams
 from .data import build_model, encode, load_prepared
 from .tasks import task
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return {"p50": round(cuts[49], 3), "p95": round(cuts[94], 3), "n": len(samples)}
+    return {
+        "p50": round(cuts[49], 3),
+        "p95": round(cuts[94], 3),
+        "p99": round(cuts[98], 3),
+        "n": len(samples),
+    }
 
 
 def _timed(call: Callable[[], Any], repeats: int) -> list[float]:
@@ -60,14 +68,16 @@ def _http_request(url: str, example: Any) -> urllib.request.Request:
     )
 
 
-def http_latency(model_dir: Path, example: Any, repeats: int) -> list[float]:
-    """Round trips to a real server on a free 127.0.0.1 port, one input per request."""
+@contextlib.contextmanager
+def _server(model_dir: Path, serving: ServeParams) -> Iterator[str]:
+    """A real server on a free 127.0.0.1 port for the duration; yields its /predict URL."""
     import uvicorn
 
     from .serve import create_app
 
     port = _free_port()
-    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port, log_level="error")
+    app = create_app(model_dir, serving=serving)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -77,16 +87,58 @@ def http_latency(model_dir: Path, example: Any, repeats: int) -> list[float]:
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("the benchmark's HTTP server did not start")
             time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/predict"
-
-        def round_trip() -> None:
-            with urllib.request.urlopen(_http_request(url, example), timeout=60) as response:
-                response.read()
-
-        return _timed(round_trip, repeats)
+        yield f"http://127.0.0.1:{port}/predict"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _round_trip(url: str, example: Any) -> None:
+    with urllib.request.urlopen(_http_request(url, example), timeout=60) as response:
+        response.read()
+
+
+def http_load(
+    url: str, example: Any, requests: int, concurrency: int, time_limit_s: float
+) -> dict[str, float]:
+    """`requests` round trips from `concurrency` clients at once (fewer if `time_limit_s` runs
+    out): requests per second, latency percentiles, errors (any failed or non-200 answer)."""
+    stop_at = time.monotonic() + time_limit_s
+
+    def one(_: int) -> float | None:
+        if time.monotonic() > stop_at:
+            return None
+        start = time.perf_counter()
+        try:
+            _round_trip(url, example)
+        except OSError:  # urllib's HTTPError (4xx/5xx) and connection failures
+            return float("nan")
+        return (time.perf_counter() - start) * 1000
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        done = [result for result in pool.map(one, range(requests)) if result is not None]
+    seconds = time.perf_counter() - start
+    latencies = [value for value in done if value == value]  # NaN marks an error
+    return {
+        "concurrency": concurrency,
+        "requests_per_second": round(len(done) / seconds, 1),
+        **percentiles(latencies or [0.0, 0.0]),
+        "errors": len(done) - len(latencies),
+    }
+
+
+def http_measurements(
+    model_dir: Path, serving: ServeParams, example: Any, requests: int, load_requests: int
+) -> tuple[list[float], dict[str, dict[str, float]]]:
+    """Latency of one client, then the load run at 1 and LOAD_CONCURRENCY clients."""
+    with _server(model_dir, serving) as url:
+        latency = _timed(lambda: _round_trip(url, example), requests)
+        load = {
+            str(clients): http_load(url, example, load_requests, clients, time_limit_s=30)
+            for clients in (1, LOAD_CONCURRENCY)
+        }
+    return latency, load
 
 
 def train_throughput(params: Params, steps: int) -> float:
@@ -120,7 +172,12 @@ def model_size_mb(model_dir: Path) -> float:
 
 
 def bench(
-    params: Params, requests: int, batch_size: int, train_steps: int, model_dir: Path = MODEL_DIR
+    params: Params,
+    requests: int,
+    batch_size: int,
+    train_steps: int,
+    model_dir: Path = MODEL_DIR,
+    load_requests: int = 400,
 ) -> dict[str, Any]:
     import torch
 
@@ -129,6 +186,9 @@ def bench(
     predictor = Predictor(model_dir)
     example = task.example_input(load_prepared()["test"])
     batch = [example] * batch_size
+    http_single, http_load_runs = http_measurements(
+        model_dir, params.serve, example, requests, load_requests
+    )
     results = {
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "predict_latency_ms": {
@@ -138,7 +198,8 @@ def bench(
                 "batch_size": batch_size,
             },
         },
-        "http_latency_ms": {"single": percentiles(http_latency(model_dir, example, requests))},
+        "http_latency_ms": {"single": percentiles(http_single)},
+        "http_load": http_load_runs,
         "model_size_mb": model_size_mb(model_dir),
         "train_samples_per_second": train_throughput(params, train_steps),
     }
@@ -160,6 +221,13 @@ def table(results: dict[str, Any]) -> str:
             spread(predict["batched"]),
         ),
         ("HTTP, 1 input: p50 / p95", spread(http["single"])),
+        *(
+            (
+                f"HTTP load, {run['concurrency']} client(s): requests/s, p99",
+                f"{run['requests_per_second']}/s, {run['p99']} ms, {run['errors']} errors",
+            )
+            for run in results["http_load"].values()
+        ),
         ("peak memory", f"{results['peak_memory_mb']} MB"),
         ("model size on disk", f"{results['model_size_mb']} MB"),
         ("training throughput", f"{results['train_samples_per_second']} samples/s"),

@@ -162,11 +162,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     model_dir: ModelOption = MODEL_DIR,
+    params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Serve the trained model over HTTP (FastAPI): GET /health, POST /predict."""
+    from .config import load_params
     from .serve import run
 
-    run(host, port, model_dir)
+    run(host, port, model_dir, load_params(params).serve)
 
 
 @app.command()
@@ -196,15 +198,21 @@ def bench(
     requests: Annotated[int, typer.Option(help="Requests per latency measurement.", min=5)] = 50,
     batch_size: Annotated[int, typer.Option(help="Inputs per batched request.", min=1)] = 16,
     train_steps: Annotated[int, typer.Option(help="Steps of the throughput run.", min=1)] = 20,
+    load_requests: Annotated[
+        int, typer.Option(help="Requests per load run (1 and 32 clients).", min=10)
+    ] = 400,
 ) -> None:
-    """Measure latency, memory, model size and training throughput; write bench.json."""
+    """Measure latency, load, memory, model size and training throughput; write bench.json."""
     from .bench import bench as run_bench
     from .bench import table
     from .config import load_params
     from .predict import Predictor
 
     Predictor(model_dir)  # a missing model fails here, in one line, before any measuring
-    typer.echo(table(run_bench(load_params(params), requests, batch_size, train_steps, model_dir)))
+    results = run_bench(
+        load_params(params), requests, batch_size, train_steps, model_dir, load_requests
+    )
+    typer.echo(table(results))
 
 
 @app.command()

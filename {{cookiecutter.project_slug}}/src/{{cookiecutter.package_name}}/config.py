@@ -24,6 +24,8 @@ EXAMPLES_DIR = Path("data/examples")
 MODEL_DIR = Path("models/model")
 METRICS_FILE = Path("metrics.json")
 BENCH_FILE = Path("bench.json")
+# Concurrent clients of `bench`'s load run (besides one client alone), which `gate` judges.
+LOAD_CONCURRENCY = 32
 # Held while `prepare`, `train` or `evaluate` runs (runlock.py).
 LOCK_FILE = Path(".flywheel.lock")
 # `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.
@@ -52,9 +54,23 @@ class Budgets(Section):
     max_p95_latency_ms: float = Field(gt=0)
     max_model_size_mb: float = Field(gt=0)
     max_peak_memory_mb: float = Field(gt=0)
+    # The server under `bench`'s 32 concurrent clients; null: not checked.
+    min_requests_per_second: float | None = Field(gt=0)
+    max_p99_latency_ms: float | None = Field(gt=0)
     # How far the model must lead its baseline on the primary metric (0 lets a tie pass; the
     # warning of `train` and `evaluate` already flags a tie); null: not checked.
     min_margin_over_baseline: float | None
+
+
+class ServeParams(Section):
+    """How `serve` batches concurrent requests (batching.py)."""
+
+    # At most this many inputs in one model call...
+    max_batch_size: int = Field(ge=1)
+    # ...gathered for at most this long after the first one arrives.
+    max_wait_ms: float = Field(ge=0)
+    # Inputs waiting beyond this answer 503 (with Retry-After) instead of queueing without bound.
+    max_queue: int = Field(ge=1)
 
 
 class Params(Section):
@@ -62,6 +78,7 @@ class Params(Section):
     data: task.DataParams
     model: task.ModelParams
     train: TrainParams
+    serve: ServeParams
     budgets: Budgets
 
     def flat(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import margin
-from .config import BENCH_FILE, METRICS_FILE, Params
+from .config import BENCH_FILE, LOAD_CONCURRENCY, METRICS_FILE, Params
 from .errors import FlywheelError
 from .tasks import task
 
@@ -43,6 +43,36 @@ class Verdict:
 
 
 def verdicts(results: dict[str, Any], params: Params) -> list[Verdict]:
+    return [*_fixed_verdicts(results, params), *_load_verdicts(results, params)]
+
+
+def _load_verdicts(results: dict[str, Any], params: Params) -> list[Verdict]:
+    budgets = params.budgets
+    load = results["http_load"][str(LOAD_CONCURRENCY)]
+    checked = []
+    if budgets.min_requests_per_second is not None:
+        checked.append(
+            Verdict(
+                f"HTTP requests/s at {LOAD_CONCURRENCY} clients",
+                load["requests_per_second"],
+                budgets.min_requests_per_second,
+                "budgets.min_requests_per_second",
+                at_least=True,
+            )
+        )
+    if budgets.max_p99_latency_ms is not None:
+        checked.append(
+            Verdict(
+                f"HTTP p99 latency at {LOAD_CONCURRENCY} clients (ms)",
+                load["p99"],
+                budgets.max_p99_latency_ms,
+                "budgets.max_p99_latency_ms",
+            )
+        )
+    return checked
+
+
+def _fixed_verdicts(results: dict[str, Any], params: Params) -> list[Verdict]:
     budgets = params.budgets
     return [
         Verdict(

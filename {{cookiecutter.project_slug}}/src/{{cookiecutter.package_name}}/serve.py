@@ -1,7 +1,9 @@
 """`serve`: HTTP inference with FastAPI: `GET /health` and `POST /predict`.
 
-Requests go through `Predictor`, i.e. the same preprocessing as training. Bad payloads get a 4xx
-with a message naming the problem, never a 500.
+Requests go through `Predictor`, i.e. the same preprocessing as training. Concurrent requests are
+batched into one model call (batching.py; sizes in the `serve` section of params.yaml); a full
+queue answers 503 with `Retry-After`. Bad payloads get a 4xx with a message naming the problem,
+never a 500.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from fastapi import FastAPI, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
 from . import __version__
-from .config import MODEL_DIR
+from .batching import Batcher, Overloaded
+from .config import MODEL_DIR, ServeParams, load_params
 from .errors import FlywheelError
 from .predict import Predictor
 from .tasks import task
@@ -28,15 +31,38 @@ class PredictRequest(BaseModel):
     texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-def create_app(model_dir: Path = MODEL_DIR, predictor: Predictor | None = None) -> FastAPI:
-    """The app; it loads the model at start-up unless given one already loaded."""
+def create_app(
+    model_dir: Path = MODEL_DIR,
+    predictor: Predictor | None = None,
+    serving: ServeParams | None = None,
+) -> FastAPI:
+    """The app; it loads the model at start-up unless given one already loaded, and batches with
+    `serving` (default: the `serve` section of params.yaml)."""
     state: dict[str, Any] = {}
+    serving = serving if serving is not None else load_params().serve
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state["predictor"] = predictor if predictor is not None else Predictor(model_dir)
+        state["batcher"] = Batcher(
+            state["predictor"].predict,
+            serving.max_batch_size,
+            serving.max_wait_ms,
+            serving.max_queue,
+        )
+        await state["batcher"].start()
+        app.state.batcher = state["batcher"]
         yield
+        await state["batcher"].stop()
         state.clear()
+
+    async def batched(inputs: list[Any]) -> dict[str, list[dict[str, Any]]]:
+        try:
+            return {"predictions": await state["batcher"].predict(inputs)}
+        except Overloaded:
+            raise HTTPException(
+                503, "the server is at capacity: retry shortly", headers={"Retry-After": "1"}
+            ) from None
 
     app = FastAPI(title="{{ cookiecutter.project_slug }}", version=__version__, lifespan=lifespan)
 
@@ -55,14 +81,14 @@ def create_app(model_dir: Path = MODEL_DIR, predictor: Predictor | None = None) 
     if task.INPUT_KIND == "text":
 
         @app.post("/predict")
-        def predict_texts(request: PredictRequest) -> dict[str, list[dict[str, Any]]]:
+        async def predict_texts(request: PredictRequest) -> dict[str, list[dict[str, Any]]]:
             for index, text in enumerate(request.texts):
                 if not text.strip():
                     raise HTTPException(422, f"texts[{index}] is empty: send {task.ACCEPTED_INPUT}")
                 if len(text) > MAX_TEXT_CHARS:
                     message = f"texts[{index}] is longer than {MAX_TEXT_CHARS} characters"
                     raise HTTPException(413, message)
-            return {"predictions": state["predictor"].predict(request.texts)}
+            return await batched(request.texts)
 
     else:
         # python-multipart, which FastAPI needs for uploads, is a dependency of file tasks only.
@@ -75,18 +101,19 @@ def create_app(model_dir: Path = MODEL_DIR, predictor: Predictor | None = None) 
             if not data:
                 raise HTTPException(422, f"file is empty: upload {task.ACCEPTED_INPUT}")
             try:
-                predictions = state["predictor"].predict([data])
+                # Decoded here: an undecodable file fails its own request, not its batch.
+                decoded = task.decode_input(data, name="file")
             except FlywheelError as error:
                 raise HTTPException(422, str(error)) from None
-            return {"predictions": predictions}
+            return await batched([decoded])
 
     return app
 
 
-def run(host: str, port: int, model_dir: Path = MODEL_DIR) -> None:
+def run(host: str, port: int, model_dir: Path, serving: ServeParams) -> None:
     import uvicorn
 
     # Loaded (and its files checked) before the server starts: a problem is one line, not a
     # traceback from the server's start-up.
     predictor = Predictor(model_dir)
-    uvicorn.run(create_app(model_dir, predictor), host=host, port=port)
+    uvicorn.run(create_app(model_dir, predictor, serving), host=host, port=port)
