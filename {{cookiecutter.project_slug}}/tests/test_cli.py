@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }} import __version__
-from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.cli import app, entry_point
 from {{ cookiecutter.package_name }}.config import PARAMS_FILE
 from {{ cookiecutter.package_name }}.tasks import task
 
@@ -23,10 +23,60 @@ def test_info_names_the_task_and_version() -> None:
     assert __version__ in result.output
 
 
-def test_unknown_verb_fails_with_usage() -> None:
-    result = runner.invoke(app, ["no-such-verb"])
-    assert result.exit_code == 2
-    assert "No such command" in result.output
+PROG = "{{ cookiecutter.package_name }}"
+# Usage mistakes: exit 2, one line naming the verb, the option or the value, and where help is.
+USAGE_MISTAKES = [
+    (["no-such-verb"], "No such command 'no-such-verb'", PROG),
+    (["train", "--epochs", "3"], "No such option: --epochs", f"{PROG} train"),
+    (["serve", "--port", "0"], "Invalid value for '--port'", f"{PROG} serve"),
+    (["serve", "--port", "http"], "Invalid value for '--port'", f"{PROG} serve"),
+    (["bench", "--requests", "2"], "Invalid value for '--requests'", f"{PROG} bench"),
+    (["bench", "--load-requests", "many"], "Invalid value for '--load-requests'", f"{PROG} bench"),
+    (["predict"], "Missing argument 'inputs'", f"{PROG} predict"),
+    (["reproduce"], "Missing argument 'run_id'", f"{PROG} reproduce"),
+    # click reads the options before it enters the verb: the help it points to is the program's.
+    (["evaluate", "--params"], "Option '--params' requires an argument", PROG),
+    (
+        ["reproduce", "abc", "--tolerance", "-1"],
+        "Invalid value for '--tolerance'",
+        f"{PROG} reproduce",
+    ),
+]
+# Inputs that are missing or wrong, in a project with no data, model or measurements yet:
+# exit 1, one line naming the input and the fix.
+INPUT_MISTAKES = [
+    (["prepare", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+    (["train", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+    (["evaluate", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+    (["train"], "data/prepared/train.parquet not found: run `prepare` first"),
+    (["evaluate"], "models/model holds no trained model: run `train` first"),
+    (["evaluate", "--model-dir", "nope"], "nope holds no trained model: run `train` first"),
+    (["predict", "--model-dir", "nope", "x"], "nope holds no trained model: run `train` first"),
+    (["serve", "--model-dir", "nope"], "nope holds no trained model: run `train` first"),
+    (["bench", "--model-dir", "nope"], "nope holds no trained model: run `train` first"),
+    (["bench", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+    (["gate"], "bench.json not found: run `bench` first"),
+    (["gate", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+]
+
+
+@pytest.mark.parametrize(("args", "named", "command"), USAGE_MISTAKES)
+def test_every_usage_mistake_is_one_line_naming_it(args, named, command, capsys) -> None:
+    assert entry_point(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert named in lines[0] and lines[0].endswith(f": see `{command} --help`"), lines[0]
+
+
+@pytest.mark.parametrize(("args", "named"), INPUT_MISTAKES)
+def test_every_input_mistake_is_one_line_naming_it(args, named, tmp_path, monkeypatch, capsys):
+    shutil.copy(PARAMS_FILE, tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert entry_point(args) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
+    assert not (tmp_path / "models").exists() and not (tmp_path / "data").exists()
 
 
 def test_a_bad_params_file_is_one_line_and_exit_1(tmp_path) -> None:

@@ -1,3 +1,5 @@
-from .cli import app
+import sys
 
-app(prog_name="{{ cookiecutter.package_name }}")
+from .cli import entry_point
+
+sys.exit(entry_point())

@@ -208,10 +208,9 @@ def bench(
     from .config import load_params
     from .predict import Predictor
 
+    settings = load_params(params)
     Predictor(model_dir)  # a missing model fails here, in one line, before any measuring
-    results = run_bench(
-        load_params(params), requests, batch_size, train_steps, model_dir, load_requests
-    )
+    results = run_bench(settings, requests, batch_size, train_steps, model_dir, load_requests)
     typer.echo(table(results))
 
 
@@ -225,3 +224,29 @@ def gate(params: ParamsOption = PARAMS_FILE) -> None:
     for verdict in check_budgets(load_params(params)):
         typer.echo(str(verdict))
     typer.echo("gate passed: every measurement is within its budget")
+
+
+def entry_point(args: list[str] | None = None) -> int:
+    """The entry point (`python -m {{ cookiecutter.package_name }}`, the console script): a usage
+    mistake (an unknown verb or option, a value of the wrong type or out of range, a missing
+    argument) prints one line naming it and where the help is, like every other error."""
+    try:  # typer 0.2x carries its own copy of click; older ones use click itself
+        from typer._click import exceptions as usage
+    except ImportError:
+        from click import exceptions as usage
+
+    prog = "{{ cookiecutter.package_name }}"
+    try:
+        code = app(args=args, prog_name=prog, standalone_mode=False)
+    except usage.NoArgsIsHelpError as error:
+        error.show()  # no verb at all: the list of verbs is the answer
+        return 0
+    except usage.UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else prog
+        message = " ".join(error.format_message().split()).rstrip(".")
+        typer.secho(f"error: {message}: see `{command} --help`", err=True, fg=typer.colors.RED)
+        return 2
+    except typer.Abort:
+        typer.secho("error: aborted", err=True, fg=typer.colors.RED)
+        return 130
+    return code if isinstance(code, int) else 0
