@@ -76,6 +76,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_cli.py",
         "tests/test_config.py",
         "tests/test_data.py",
+        "tests/test_fuzz.py",
         "tests/test_gate.py",
         "tests/test_serve.py",
         "tests/test_task_contract.py",

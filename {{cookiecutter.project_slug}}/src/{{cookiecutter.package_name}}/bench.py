@@ -69,7 +69,7 @@ def _http_request(url: str, example: Any) -> urllib.request.Request:
 
 
 @contextlib.contextmanager
-def _server(model_dir: Path, serving: ServeParams) -> Iterator[str]:
+def running_server(model_dir: Path, serving: ServeParams) -> Iterator[str]:
     """A real server on a free 127.0.0.1 port for the duration; yields its /predict URL."""
     import uvicorn
 
@@ -132,7 +132,7 @@ def http_measurements(
     model_dir: Path, serving: ServeParams, example: Any, requests: int, load_requests: int
 ) -> tuple[list[float], dict[str, dict[str, float]]]:
     """Latency of one client, then the load run at 1 and LOAD_CONCURRENCY clients."""
-    with _server(model_dir, serving) as url:
+    with running_server(model_dir, serving) as url:
         latency = _timed(lambda: _round_trip(url, example), requests)
         load = {
             str(clients): http_load(url, example, load_requests, clients, time_limit_s=30)

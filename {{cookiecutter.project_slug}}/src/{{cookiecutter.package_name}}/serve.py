@@ -31,6 +31,21 @@ class PredictRequest(BaseModel):
     texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class ErrorAnswer(BaseModel):
+    """Every 4xx/5xx body: what is wrong and how to fix it (FastAPI's own validation errors
+    list the fields instead)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+# The answers besides 200, documented in the OpenAPI schema that clients (and the fuzz test) read.
+ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorAnswer, "description": "The input is larger than the server accepts."},
+    422: {"model": ErrorAnswer, "description": "The input is missing, malformed or unreadable."},
+    503: {"model": ErrorAnswer, "description": "The queue is full: retry after Retry-After s."},
+}
+
+
 def create_app(
     model_dir: Path = MODEL_DIR,
     predictor: Predictor | None = None,
@@ -80,7 +95,7 @@ def create_app(
 
     if task.INPUT_KIND == "text":
 
-        @app.post("/predict")
+        @app.post("/predict", responses=ERROR_ANSWERS)
         async def predict_texts(request: PredictRequest) -> dict[str, list[dict[str, Any]]]:
             for index, text in enumerate(request.texts):
                 if not text.strip():
@@ -93,7 +108,7 @@ def create_app(
     else:
         # python-multipart, which FastAPI needs for uploads, is a dependency of file tasks only.
 
-        @app.post("/predict")
+        @app.post("/predict", responses=ERROR_ANSWERS)
         async def predict_file(file: UploadFile) -> dict[str, list[dict[str, Any]]]:
             data = await file.read(MAX_UPLOAD_BYTES + 1)
             if len(data) > MAX_UPLOAD_BYTES:
