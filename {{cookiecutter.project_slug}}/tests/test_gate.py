@@ -80,7 +80,7 @@ def test_a_value_equal_to_its_budget_passes(trained, measured) -> None:
 def test_the_gate_can_hold_throughput_and_p99_under_load(trained, measured, budgets, message):
     assert all(v.passed for v in gate(trained.params, measured))  # null budgets: not checked
     relaxed = {"min_requests_per_second": 500, "max_p99_latency_ms": 300}
-    assert len(gate(with_budgets(trained.params, **relaxed), measured)) == 5
+    assert len(gate(with_budgets(trained.params, **relaxed), measured)) == 6
     with pytest.raises(FlywheelError, match="gate failed: ") as error:
         gate(with_budgets(trained.params, **budgets), measured)
     assert message in str(error.value)

@@ -110,7 +110,7 @@ def same_prediction(batched: dict, alone: dict) -> bool:
 def test_concurrent_requests_share_model_calls_and_get_their_own_answers(trained) -> None:
     test = load_prepared()["test"]
     examples = [task.example_input(test.select([i])) for i in range(min(16, len(test)))]
-    # A long wait makes the batching certain; the shipped default waits 5 ms.
+    # A long wait makes the batching certain; the shipped default takes only what already waits.
     serving = ServeParams(max_batch_size=64, max_wait_ms=300, max_queue=256)
     with TestClient(create_app(MODEL_DIR, serving=serving)) as client:
         alone = [post_predict(client, raw).json()["predictions"][0] for raw in examples]

@@ -44,10 +44,16 @@ class Batcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        self._executor.shutdown(wait=True)
+        while not self._queue.empty():  # callers still waiting learn that the server stopped
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(Overloaded())
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, inputs: list[Any]) -> list[dict[str, Any]]:
         """The predictions of `inputs`, in order; raises `Overloaded` when they do not all fit."""
+        if self._worker is None or self._worker.done():
+            raise RuntimeError("the batcher is not running")
         if self._queue.maxsize - self._queue.qsize() < len(inputs):
             raise Overloaded
         loop = asyncio.get_running_loop()
@@ -75,17 +81,18 @@ class Batcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._next_batch()
-            inputs = [item for item, _ in batch]
+            # A caller that went away (its future cancelled) is not predicted for.
+            batch = [entry for entry in await self._next_batch() if not entry[1].done()]
+            if not batch:
+                continue
             try:
+                inputs = [item for item, _ in batch]
                 results = await loop.run_in_executor(self._executor, self._predict, inputs)
+                self.calls += 1
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
             except Exception as error:  # every caller of the batch learns what went wrong
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
-                continue
-            finally:
-                self.calls += 1
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # a caller that went away no longer waits
-                    future.set_result(result)

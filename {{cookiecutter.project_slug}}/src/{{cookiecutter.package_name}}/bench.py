@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import http.client
 import json
 import resource
 import socket
@@ -100,7 +101,7 @@ def _round_trip(url: str, example: Any) -> None:
 
 def http_load(
     url: str, example: Any, requests: int, concurrency: int, time_limit_s: float
-) -> dict[str, float]:
+) -> dict[str, float | int]:
     """`requests` round trips from `concurrency` clients at once (fewer if `time_limit_s` runs
     out): requests per second, latency percentiles, errors (any failed or non-200 answer)."""
     stop_at = time.monotonic() + time_limit_s
@@ -111,7 +112,7 @@ def http_load(
         start = time.perf_counter()
         try:
             _round_trip(url, example)
-        except OSError:  # urllib's HTTPError (4xx/5xx) and connection failures
+        except (OSError, http.client.HTTPException):  # 4xx/5xx, refused or broken connections
             return float("nan")
         return (time.perf_counter() - start) * 1000
 
@@ -120,10 +121,13 @@ def http_load(
         done = [result for result in pool.map(one, range(requests)) if result is not None]
     seconds = time.perf_counter() - start
     latencies = [value for value in done if value == value]  # NaN marks an error
+    if len(latencies) < 2:
+        raise RuntimeError(f"the load run got {len(latencies)} answers from {len(done)} requests")
     return {
         "concurrency": concurrency,
-        "requests_per_second": round(len(done) / seconds, 1),
-        **percentiles(latencies or [0.0, 0.0]),
+        # Answered requests only: fast refusals must not look like throughput.
+        "requests_per_second": round(len(latencies) / seconds, 1),
+        **percentiles(latencies),
         "errors": len(done) - len(latencies),
     }
 

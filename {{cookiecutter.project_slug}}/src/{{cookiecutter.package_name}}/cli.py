@@ -238,7 +238,8 @@ def entry_point(args: list[str] | None = None) -> int:
     prog = "{{ cookiecutter.package_name }}"
     try:
         code = app(args=args, prog_name=prog, standalone_mode=False)
-    except usage.NoArgsIsHelpError as error:
+    # click before 8.2 prints the help itself when no verb is given.
+    except getattr(usage, "NoArgsIsHelpError", ()) as error:
         error.show()  # no verb at all: the list of verbs is the answer
         return 0
     except usage.UsageError as error:
@@ -246,6 +247,9 @@ def entry_point(args: list[str] | None = None) -> int:
         message = " ".join(error.format_message().split()).rstrip(".")
         typer.secho(f"error: {message}: see `{command} --help`", err=True, fg=typer.colors.RED)
         return 2
+    except usage.ClickException as error:
+        typer.secho(f"error: {error.format_message()}", err=True, fg=typer.colors.RED)
+        return error.exit_code
     except typer.Abort:
         typer.secho("error: aborted", err=True, fg=typer.colors.RED)
         return 130

@@ -48,8 +48,17 @@ def verdicts(results: dict[str, Any], params: Params) -> list[Verdict]:
 
 def _load_verdicts(results: dict[str, Any], params: Params) -> list[Verdict]:
     budgets = params.budgets
+    if budgets.min_requests_per_second is None and budgets.max_p99_latency_ms is None:
+        return []
     load = results["http_load"][str(LOAD_CONCURRENCY)]
-    checked = []
+    checked = [
+        Verdict(
+            f"HTTP errors at {LOAD_CONCURRENCY} clients",
+            load["errors"],
+            0,
+            "budgets.min_requests_per_second / max_p99_latency_ms (a load run without errors)",
+        )
+    ]
     if budgets.min_requests_per_second is not None:
         checked.append(
             Verdict(

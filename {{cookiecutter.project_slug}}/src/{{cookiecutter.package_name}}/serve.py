@@ -8,6 +8,7 @@ never a 500.
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def create_app(
                 raise HTTPException(422, f"file is empty: upload {task.ACCEPTED_INPUT}")
             try:
                 # Decoded here: an undecodable file fails its own request, not its batch.
-                decoded = task.decode_input(data, name="file")
+                decoded = await asyncio.to_thread(task.decode_input, data, name="file")
             except FlywheelError as error:
                 raise HTTPException(422, str(error)) from None
             return await batched([decoded])
