@@ -48,10 +48,13 @@ DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 JUNK = b"\x00\x00\x00\x01Bud1\x00\x00\x10\x00junk"
 
 
-def _speak(text: str, dest_stem: Path, rng: np.random.Generator) -> Path:
-    """Speak ``text`` with a drawn voice/speed/pitch; write it in a drawn format; return path."""
+def _speak(text: str, dest_stem: Path, rng: np.random.Generator, one_voice: bool = False) -> Path:
+    """Speak ``text`` with a drawn voice/speed/pitch (``one_voice``: always espeak-ng's default
+    English voice, speed and pitch); write it in a drawn format; return path."""
     voice = VOICES[rng.integers(len(VOICES))]
     speed, pitch = int(rng.integers(130, 201)), int(rng.integers(30, 71))
+    if one_voice:
+        voice, speed, pitch = "en", 160, 50
     kind = AUDIO_FORMATS[rng.choice(len(AUDIO_FORMATS), p=AUDIO_WEIGHTS)]
     lead = float(rng.uniform(0.0, 0.2))
     raw = dest_stem.with_suffix(".espeak.wav")
@@ -110,15 +113,18 @@ def spoken_words(
     return dest
 
 
-def spoken_digits(dest: Path, utterances: int = 200, seed: int = 0) -> Path:
-    """Speech recognition: ``dest/<name>.<ext>`` plus ``metadata.csv`` (file_name,transcription)."""
+def spoken_digits(
+    dest: Path, utterances: int = 200, seed: int = 0, one_voice: bool = False
+) -> Path:
+    """Speech recognition (many voices) and text to speech (``one_voice``): ``dest/<name>.<ext>``
+    plus ``metadata.csv`` (file_name,transcription)."""
     rng = np.random.default_rng(seed)
     dest.mkdir(parents=True, exist_ok=True)
     rows = []
     for index in range(utterances):
         words = [DIGITS[d] for d in rng.integers(10, size=int(rng.integers(2, 4)))]
         text = " ".join(words)
-        path = _speak(text, dest / f"utt{index:04d}", rng)
+        path = _speak(text, dest / f"utt{index:04d}", rng, one_voice)
         rows.append((path.name, text))
     with (dest / "metadata.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -25,7 +25,8 @@ LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 TASK_FILES = {
     "text-classification": ["classification.py", "tasks/text_classification.py"],
     "audio-classification": ["audio.py", "classification.py", "tasks/audio_classification.py"],
-    "speech-recognition": ["audio.py", "tasks/speech_recognition.py"],
+    "speech-recognition": ["audio.py", "toy_speech.py", "tasks/speech_recognition.py"],
+    "text-to-speech": ["audio.py", "synthesis.py", "toy_speech.py", "tasks/text_to_speech.py"],
     "image-classification": ["classification.py", "tasks/image_classification.py"],
 }
 SHARED_MODULES = [
@@ -73,6 +74,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "pyproject.toml",
         "docs/decisions.md",
         "tests/conftest.py",
+        "tests/answers.py",
         "tests/test_cli.py",
         "tests/test_config.py",
         "tests/test_data.py",

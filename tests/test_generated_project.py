@@ -24,8 +24,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# Metrics every task's metrics.json holds.
+METRICS = {
+    "speech-recognition": {"wer", "cer"},
+    "text-to-speech": {"mcd", "length_ratio"},
+}
+# The speech tasks train on one worker, where the intelligibility test finds both trained.
+SPEECH = pytest.mark.xdist_group("speech")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize(
+    "task",
+    [
+        pytest.param(task, marks=SPEECH if task in ("speech-recognition", "text-to-speech") else ())
+        for task in TASKS
+    ],
+)
 def test_readme_workflow_and_own_checks(
     task: str, projects: dict[str, Baked], project_bin: Path
 ) -> None:
@@ -44,9 +59,7 @@ def test_readme_workflow_and_own_checks(
             ]
             assert predictions, run.stdout
     metrics = json.loads(project.text("metrics.json"))
-    assert set(metrics) >= (
-        {"wer", "cer"} if task == "speech-recognition" else {"accuracy", "f1_macro"}
-    )
+    assert set(metrics) >= METRICS.get(task, {"accuracy", "f1_macro"})
     assert (project.path / "mlflow.db").is_file()
     assert (project.path / "models" / "model" / "config.json").is_file()
 
@@ -82,6 +95,76 @@ def trained(project: Baked, env: dict[str, str]) -> None:
     if not (project.path / "models" / "model" / "config.json").is_file():
         run = project.run("make", "train", env=env, timeout=900)
         assert run.returncode == 0, run.stderr[-3000:]
+
+
+# The recognizer's CER on the test utterances: the synthesizer's must be at most this...
+MAX_TRAINED_CER = 0.35
+# ...and the untrained synthesizer's at least this (its frames carry no letters).
+MIN_UNTRAINED_CER = 0.8
+
+UNTRAINED_SYNTHESIS = """
+import sys
+from pathlib import Path
+from {package}.config import load_params
+from {package}.data import label_names, load_prepared
+from {package}.evaluate import evaluate_model
+from {package}.tasks import task
+
+params, splits = load_params(), load_prepared()
+processor, model = task.build(params, splits["train"], label_names(splits["train"]))
+evaluate_model(params, processor, model, splits["test"], Path(sys.argv[1]), metrics_file=None)
+"""
+TRANSCRIBE = """
+import csv, json, sys
+from pathlib import Path
+import jiwer
+from {package}.predict import Predictor
+
+folder = Path(sys.argv[1])
+rows = list(csv.DictReader((folder / "metadata.csv").open(encoding="utf-8")))
+heard = Predictor().predict([(folder / row["file_name"]).read_bytes() for row in rows])
+said = [row["transcription"] for row in rows]
+print(json.dumps({{"cer": jiwer.cer(said, [h["text"] for h in heard]), "utterances": len(rows)}}))
+"""
+
+
+@pytest.mark.slow
+@SPEECH
+def test_the_recognizer_understands_the_synthesizer(
+    projects: dict[str, Baked], project_bin: Path, tmp_path: Path
+) -> None:
+    """Intelligibility of text to speech: the speech-recognition project, trained on the same toy
+    language, transcribes the TTS project's test-split audio (written by its `evaluate`), far
+    better than the audio of the untrained TTS model."""
+    recognizer, synthesizer = projects["speech-recognition"], projects["text-to-speech"]
+    for project in (recognizer, synthesizer):
+        trained(project, env_with(project_bin, project.path))
+    untrained = synthesizer.run(
+        "python",
+        "-c",
+        UNTRAINED_SYNTHESIS.format(package=synthesizer.path.name),
+        str(tmp_path),
+        env=env_with(project_bin, synthesizer.path),
+    )
+    assert untrained.returncode == 0, untrained.stderr[-3000:]
+    scores = {}
+    for name, folder in (
+        ("trained", synthesizer.path / "plots" / "evaluate" / "synthesized"),
+        ("untrained", tmp_path / "synthesized"),
+    ):
+        run = recognizer.run(
+            "python",
+            "-c",
+            TRANSCRIBE.format(package=recognizer.path.name),
+            str(folder),
+            env=env_with(project_bin, recognizer.path),
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        scores[name] = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"recognizer CER on synthesized test utterances: {json.dumps(scores)}")
+    assert scores["trained"]["utterances"] == scores["untrained"]["utterances"] > 0
+    assert scores["trained"]["cer"] <= MAX_TRAINED_CER, scores
+    assert scores["untrained"]["cer"] >= MIN_UNTRAINED_CER, scores
 
 
 @pytest.mark.slow

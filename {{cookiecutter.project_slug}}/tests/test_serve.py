@@ -8,6 +8,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from answers import same_prediction
 from {{ cookiecutter.package_name }}.config import MODEL_DIR, ServeParams
 from {{ cookiecutter.package_name }}.data import load_prepared
 from {{ cookiecutter.package_name }}.predict import Predictor
@@ -95,16 +96,6 @@ def test_the_server_sees_the_training_tensors(client: TestClient, monkeypatch) -
     assert set(seen) == set(training_batch)
     for key, tensor in training_batch.items():
         assert torch.equal(seen[key], tensor), key
-
-
-def same_prediction(batched: dict, alone: dict) -> bool:
-    """Equal, but for float noise in scores: a padded batch sums in another order."""
-    if batched.keys() != alone.keys():
-        return False
-    return all(
-        abs(value - alone[key]) <= 1e-5 if isinstance(value, float) else value == alone[key]
-        for key, value in batched.items()
-    )
 
 
 def test_concurrent_requests_share_model_calls_and_get_their_own_answers(trained) -> None:

@@ -31,7 +31,7 @@ def test_the_task_functions_take_the_contract_parameters() -> None:
 
 def test_the_task_declares_its_facts() -> None:
     assert task.INPUT_KIND in {"text", "image", "audio"}
-    assert task.TARGET in {"class", "transcript"}
+    assert task.TARGET in {"class", "transcript", "speech"}
     assert isinstance(task.ACCEPTED_INPUT, str) and task.ACCEPTED_INPUT
     assert task.REPORT_FILES and all(isinstance(name, str) for name in task.REPORT_FILES)
     assert all(isinstance(name, str) for name in task.REQUIREMENTS)

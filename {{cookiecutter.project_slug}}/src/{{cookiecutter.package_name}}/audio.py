@@ -102,6 +102,33 @@ def log_mel_statistics(waveforms: list[Any], bins: int = 40) -> np.ndarray:
     return np.stack(rows)
 
 
+def read_transcribed_folder(source: Path, text_column: str) -> tuple[list[np.ndarray], list[str]]:
+    """Waveforms and lower-cased transcripts of a folder of audio files whose `metadata.csv`
+    names each file (`file_name`) and its transcription (`text_column`): the layout of the Hub's
+    audio folders, read by the speech tasks."""
+    import csv
+
+    metadata = source / "metadata.csv"
+    if not metadata.is_file():
+        raise FlywheelError(
+            f"data.source: {metadata} not found: list `file_name,{text_column}` for each clip"
+        )
+    with metadata.open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or "file_name" not in rows[0] or text_column not in rows[0]:
+        raise FlywheelError(
+            f"data.source: {metadata} needs the columns file_name and {text_column}"
+        )
+    missing = [row["file_name"] for row in rows if not (source / row["file_name"]).is_file()]
+    if missing:
+        raise FlywheelError(
+            f"data.source: {metadata} lists {missing[0]}, which is not in {source}: "
+            "add the file or remove its row"
+        )
+    waves = [read_file(source / row["file_name"]) for row in rows]
+    return waves, [row[text_column].lower() for row in rows]
+
+
 def read_file(path: Path) -> np.ndarray:
     return decode(path.read_bytes(), name=f"data.source: {path}")
 

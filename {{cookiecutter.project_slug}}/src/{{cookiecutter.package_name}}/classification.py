@@ -148,7 +148,9 @@ def from_hub(dataset: Any, params: Any) -> Any:
     return dataset
 
 
-def report(processor: Any, model: Any, prediction: Any, plots_dir: Path) -> dict[str, float]:
+def report(
+    processor: Any, model: Any, prediction: Any, test: Any, plots_dir: Path
+) -> dict[str, float]:
     """Test-split metrics, plus the confusion matrix a person reads at a glance."""
     metrics = compute_metrics(processor)(prediction)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]

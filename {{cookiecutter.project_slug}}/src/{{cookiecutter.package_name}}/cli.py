@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .config import MODEL_DIR, PARAMS_FILE
+from .config import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
 from .errors import FlywheelError
 from .project import MODALITY, TASK
 from .tasks import task
@@ -147,11 +147,17 @@ def evaluate(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_
 def predict(
     inputs: Annotated[list[str], typer.Argument(help=INPUTS_HELP)],
     model_dir: ModelOption = MODEL_DIR,
+    out_dir: Annotated[
+        Path, typer.Option(help="Where synthesized speech is written (text-to-speech only).")
+    ] = PREDICTIONS_DIR,
 ) -> None:
-    """Predict with the trained model; print one JSON line per input."""
-    from .predict import Predictor, read_inputs
+    """Predict with the trained model; print one JSON line per input (speech: the WAV file
+    written to --out-dir and its duration)."""
+    from .predict import Predictor, read_inputs, write_audio
 
     predictions = Predictor(model_dir).predict(read_inputs(inputs))
+    if task.TARGET == "speech":
+        predictions = write_audio(inputs, predictions, out_dir)
     for value, prediction in zip(inputs, predictions, strict=True):
         typer.echo(json.dumps({"input": value, **prediction}))
 

@@ -24,6 +24,8 @@ EXAMPLES_DIR = Path("data/examples")
 MODEL_DIR = Path("models/model")
 METRICS_FILE = Path("metrics.json")
 BENCH_FILE = Path("bench.json")
+# Where `predict` writes what it synthesizes (text to speech).
+PREDICTIONS_DIR = Path("predictions")
 # Concurrent clients of `bench`'s load run (besides one client alone), which `gate` judges.
 LOAD_CONCURRENCY = 32
 # Held while `prepare`, `train` or `evaluate` runs (runlock.py).

@@ -24,28 +24,29 @@ def evaluate_model(
     metrics_file: Path | None = METRICS_FILE,
     baselines: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of `model` on the encoded `test` split, written to `metrics_file` (unless None);
-    plots to `plots_dir`."""
+    """Metrics of `model` on the `test` split (as prepared: `input` and `label`), written to
+    `metrics_file` (unless None); plots to `plots_dir`."""
     from transformers import Trainer
 
     with tempfile.TemporaryDirectory() as scratch:
         args = trainer_arguments(params.train, scratch, speed_ups=False, disable_tqdm=True)
         evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
-        prediction = evaluator.predict(test)
-    return score(processor, model, prediction, plots_dir, metrics_file, baselines)
+        prediction = evaluator.predict(encode(test, processor))
+    return score(processor, model, prediction, test, plots_dir, metrics_file, baselines)
 
 
 def score(
     processor: Any,
     model: Any,
     prediction: Any,
+    test: Any,
     plots_dir: Path = EVALUATE_PLOTS_DIR,
     metrics_file: Path | None = METRICS_FILE,
     baselines: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Metrics and plots from a Trainer's prediction over the test split, with the baselines'
-    scores on the same split (under `baselines`) where given."""
-    metrics: dict[str, Any] = task.report(processor, model, prediction, plots_dir)
+    """Metrics and plots from a Trainer's prediction over the `test` split (as prepared), with
+    the baselines' scores on the same split (under `baselines`) where given."""
+    metrics: dict[str, Any] = task.report(processor, model, prediction, test, plots_dir)
     # metrics.json names a metric plainly; MLflow adds `test_` (train._log_to_mlflow).
     metrics["loss"] = float(prediction.metrics["test_loss"])
     metrics = {key: round(value, 6) for key, value in sorted(metrics.items())}
@@ -64,6 +65,7 @@ def evaluate(params: Params, model_dir: Path = MODEL_DIR) -> dict[str, Any]:
 
     predictor = Predictor(model_dir)
     splits = load_prepared()
-    test = encode(splits["test"], predictor.processor)
     baselines = score_baselines(splits["train"], splits["test"])
-    return evaluate_model(params, predictor.processor, predictor.model, test, baselines=baselines)
+    return evaluate_model(
+        params, predictor.processor, predictor.model, splits["test"], baselines=baselines
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _pyplot():
@@ -111,3 +112,24 @@ def baselines(
     figure.savefig(image, dpi=100)
     plt.close(figure)
     return [table, image]
+
+
+def spectrograms(
+    pairs: Sequence[tuple[Any, Any]], titles: Sequence[str], image: Path
+) -> list[Path]:
+    """Reference and synthesized log-mel spectrograms side by side, one row per utterance."""
+    plt = _pyplot()
+    rows = max(1, len(pairs))
+    figure, axes = plt.subplots(rows, 2, figsize=(10, 2.2 * rows), squeeze=False)
+    for row, ((reference, synthesized), title) in enumerate(zip(pairs, titles, strict=True)):
+        for column, (frames, kind) in enumerate(
+            ((reference, "recorded"), (synthesized, "synthesized"))
+        ):
+            axes[row][column].imshow(frames.T, origin="lower", aspect="auto", cmap="magma")
+            axes[row][column].set_title(f"{kind}: {title!r}", fontsize=9)
+            axes[row][column].set(xlabel="frame", ylabel="mel band")
+    figure.tight_layout()
+    image.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(image, dpi=100)
+    plt.close(figure)
+    return [image]

@@ -60,6 +60,23 @@ def read_inputs(values: list[str]) -> list[Any]:
     return [task.decode_input(path.read_bytes(), name=str(path)) for path in paths]
 
 
+def write_audio(
+    texts: list[str], predictions: list[dict[str, Any]], out_dir: Path
+) -> list[dict[str, Any]]:
+    """Synthesized speech as WAV files in `out_dir`, named by position and text; each
+    prediction becomes the file's path and duration."""
+    import re
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, (text, prediction) in enumerate(zip(texts, predictions, strict=True)):
+        stem = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "speech"
+        path = out_dir / f"{index}_{stem}.wav"
+        path.write_bytes(base64.b64decode(prediction["audio_wav_base64"]))
+        written.append({"file": str(path), "duration_s": prediction["duration_s"]})
+    return written
+
+
 def to_model_input(raw: Any) -> str:
     """The MLflow model's input column: text as is, files as base64 (JSON-friendly)."""
     return raw if isinstance(raw, str) else base64.b64encode(raw).decode("ascii")

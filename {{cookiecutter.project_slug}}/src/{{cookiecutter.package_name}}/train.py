@@ -167,7 +167,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         # project are the `evaluate` stage's outputs, so these go to a scratch folder.
         test_plots = Path(scratch) / "evaluate"
         baselines = score_baselines(splits["train"], splits["test"])
-        metrics = score(processor, model, prediction, test_plots, None, baselines)
+        metrics = score(processor, model, prediction, splits["test"], test_plots, None, baselines)
         model_uri = _log_to_mlflow(metrics, model_dir, splits["test"], test_plots) if run else None
     return TrainResult(
         metrics=metrics,

@@ -21,8 +21,8 @@ class Task(Protocol):
     INPUT_KIND: Literal["text", "image", "audio"]
     # What a request must carry, as error messages name it ("a WAV, FLAC or OGG audio file").
     ACCEPTED_INPUT: str
-    # What the model predicts: a class from a fixed set, or free text.
-    TARGET: Literal["class", "transcript"]
+    # What the model predicts: a class from a fixed set, free text, or speech (a waveform).
+    TARGET: Literal["class", "transcript", "speech"]
     # The files `report` writes into the evaluation plots folder, beside the baselines.
     REPORT_FILES: tuple[str, ...]
     # Packages the task's code needs beyond the shared stack (pyproject.toml lists them too); a
@@ -53,7 +53,7 @@ class Task(Protocol):
 
     # Judging and serving: test-split report, baselines, outputs people read, raw inputs.
     def report(
-        self, processor: Any, model: Any, prediction: Any, plots_dir: Path
+        self, processor: Any, model: Any, prediction: Any, test: Any, plots_dir: Path
     ) -> dict[str, float]: ...
     def baselines(self, train: Any, test: Any) -> dict[str, dict[str, float]]: ...
     def postprocess(self, processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]]: ...

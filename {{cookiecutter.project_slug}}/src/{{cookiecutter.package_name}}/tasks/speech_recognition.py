@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from .. import audio
-from ..errors import FlywheelError
+from .. import audio, toy_speech
 from ..schema import DataSource, Judging, Section
 
 INPUT_KIND = "audio"
@@ -34,17 +33,6 @@ ACCEPTED_INPUT = audio.ACCEPTED_FILES
 TARGET = "transcript"
 REQUIREMENTS = ("soundfile", "jiwer")
 REPORT_FILES = ("transcripts.csv",)
-# Each letter of the toy language sounds as two tones (Hz), like the formants of a vowel.
-LETTER_TONES = {
-    "a": (350, 1100),
-    "e": (450, 1900),
-    "i": (300, 2400),
-    "o": (500, 900),
-    "k": (700, 1500),
-    "l": (600, 2100),
-    "m": (250, 1300),
-    "s": (800, 2600),
-}
 PAD, UNK, WORD_DELIMITER = "[PAD]", "[UNK]", "|"
 # No classical transcriber is both cheap and honest, so the baselines are constant transcripts
 # (docs/decisions.md). The error rates sit at 1.0 while CTC learns to leave its all-blank start;
@@ -78,79 +66,23 @@ class ModelParams(Section):
     dropout: float = Field(ge=0, lt=1)
 
 
-def _letter(letter: str, rng: np.random.Generator) -> np.ndarray:
-    rate = audio.SAMPLING_RATE
-    t = np.arange(int(rng.uniform(0.08, 0.12) * rate)) / rate
-    low, high = (tone * rng.uniform(0.97, 1.03) for tone in LETTER_TONES[letter])
-    envelope = np.sin(np.pi * t / t[-1])
-    return envelope * (np.sin(2 * np.pi * low * t) + 0.6 * np.sin(2 * np.pi * high * t)) / 1.6
-
-
-def _word(rng: np.random.Generator) -> str:
-    letters = list(LETTER_TONES)
-    word = [str(rng.choice(letters))]
-    while len(word) < rng.integers(2, 5):
-        # No doubled letters: a CTC model needs a blank between two equal frames.
-        word.append(str(rng.choice([letter for letter in letters if letter != word[-1]])))
-    return "".join(word)
-
-
-def _utterance(rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    rate = audio.SAMPLING_RATE
-    words = [_word(rng) for _ in range(rng.integers(1, 4))]
-    pieces = [np.zeros(int(rng.uniform(0.02, 0.08) * rate))]
-    for word in words:
-        for letter in word:
-            pieces += [_letter(letter, rng), np.zeros(int(rng.uniform(0.0, 0.02) * rate))]
-        pieces.append(np.zeros(int(rng.uniform(0.08, 0.12) * rate)))
-    wave = rng.uniform(0.4, 0.8) * np.concatenate(pieces)
-    wave += rng.normal(0.0, rng.uniform(0.003, 0.02), wave.size)
-    return wave.astype(np.float32), " ".join(words)
-
-
 def embedded_dataset(params: Any):
     """Synthesized utterances with transcripts, the same for the same seed."""
     from datasets import Dataset, Features, Sequence, Value
 
-    rng = np.random.default_rng(params.seed)
-    pairs = [_utterance(rng) for _ in range(params.data.utterances)]
+    waves, texts = toy_speech.utterances(params.seed, params.data.utterances)
     features = Features({"input": Sequence(Value("float32")), "label": Value("string")})
-    return Dataset.from_dict(
-        {"input": [wave for wave, _ in pairs], "label": [text for _, text in pairs]},
-        features=features,
-    )
+    return Dataset.from_dict({"input": waves, "label": texts}, features=features)
 
 
 def load_source(source: Path, params: Any):
     """A folder of audio files with `metadata.csv` naming each file and its transcription."""
     from datasets import Dataset, Features, Sequence, Value
 
-    metadata = source / "metadata.csv"
-    if not metadata.is_file():
-        raise FlywheelError(
-            f"data.source: {metadata} not found: list `file_name,transcription` for each clip"
-        )
-    with metadata.open(encoding="utf-8", newline="") as file:
-        rows = list(csv.DictReader(file))
-    column = params.data.target_column
-    if not rows or "file_name" not in rows[0] or column not in rows[0]:
-        raise FlywheelError(f"data.source: {metadata} needs the columns file_name and {column}")
-    missing = [row["file_name"] for row in rows if not (source / row["file_name"]).is_file()]
-    if missing:
-        raise FlywheelError(
-            f"data.source: {metadata} lists {missing[0]}, which is not in {source}: "
-            "add the file or remove its row"
-        )
-    features = Features(
-        {params.data.input_column: Sequence(Value("float32")), column: Value("string")}
-    )
-    return Dataset.from_dict(
-        {
-            params.data.input_column: [audio.read_file(source / row["file_name"]) for row in rows],
-            column: [row[column].lower() for row in rows],
-        },
-        features=features,
-    )
+    waves, texts = audio.read_transcribed_folder(source, params.data.target_column)
+    audio_column, text_column = params.data.input_column, params.data.target_column
+    features = Features({audio_column: Sequence(Value("float32")), text_column: Value("string")})
+    return Dataset.from_dict({audio_column: waves, text_column: texts}, features=features)
 
 
 def _tokenizer(transcripts: list[str]):
@@ -326,7 +258,9 @@ def postprocess(processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]
     return [{"text": text} for text in processor.batch_decode(outputs.logits.argmax(-1))]
 
 
-def report(processor: Any, model: Any, prediction: Any, plots_dir: Path) -> dict[str, float]:
+def report(
+    processor: Any, model: Any, prediction: Any, test: Any, plots_dir: Path
+) -> dict[str, float]:
     """Test-split WER and CER, plus `transcripts.csv` (reference and hypothesis side by side)."""
     references, hypotheses = _transcripts(processor, prediction)
     plots_dir.mkdir(parents=True, exist_ok=True)
