@@ -40,6 +40,12 @@ def cookiecutter_json(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
 
 
 TASKS: list[str] = cookiecutter_json()["task"]
+# The primary metric of each task's metrics.json (the generated `task.JUDGING` names the same).
+PRIMARY_METRIC = {"speech-recognition": "cer", "text-to-speech": "mcd"}
+
+
+def primary_metric(task: str) -> str:
+    return PRIMARY_METRIC.get(task, "accuracy")
 
 
 def copier_yml(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from helpers import (
     TASKS,
     Baked,
     bake_copier,
+    primary_metric,
     readme_commands,
     set_epochs,
     tree_digest,
@@ -69,7 +70,7 @@ def test_pipeline_versions_and_reproduces(
     first, second = outputs["dvc repro"]
     assert ran_stages(first) == ["prepare", "train", "evaluate"]
     assert ran_stages(second) == [] and "Data and pipelines are up to date" in second
-    metric = "cer" if task == "speech-recognition" else "accuracy"
+    metric = primary_metric(task)
     shown = outputs["dvc metrics show"][0]
     assert "metrics.json" in shown and metric in shown, shown
     lineage = must(project, "git log --format=%s", env).splitlines()

@@ -8,6 +8,7 @@ with its baselines on the same test split, and the user is told in one line when
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -26,6 +27,10 @@ TOLERANCE = 0.04
 ABOVE_CHANCE = 0.3
 # A transcriber's character error rate must undercut the most frequent transcript's by this much.
 CER_GAIN = 0.2
+# A synthesizer's mel-cepstral distortion must undercut unit concatenation's by this much (dB)...
+MCD_GAIN = 5.0
+# ...and its speech last about as long as the recordings.
+LENGTH_RATIO = (0.8, 1.25)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,10 @@ REAL = {
     "image-classification": RealData("data/raw/letters", real_data.glyph_images, 8),
     "audio-classification": RealData("data/raw/words", real_data.spoken_words, 6),
     "speech-recognition": RealData("data/raw/digits", real_data.spoken_digits, None),
+    # One speaker, as a text-to-speech dataset is recorded.
+    "text-to-speech": RealData(
+        "data/raw/speech", functools.partial(real_data.spoken_digits, one_voice=True), None
+    ),
 }
 # One worker trains these projects in turn while the other runs the rest of the suite.
 pytestmark = pytest.mark.xdist_group("real_data")
@@ -99,6 +108,12 @@ def test_the_defaults_learn_real_data_and_are_judged_against_baselines(
         assert metrics["accuracy"] >= chance + ABOVE_CHANCE, metrics
         assert metrics["accuracy"] >= classical - TOLERANCE, metrics
         behind = metrics["accuracy"] <= classical
+    elif "unit_concatenation" in metrics["baselines"]:
+        concatenated = metrics["baselines"]["unit_concatenation"]["mcd"]
+        assert metrics["baselines"]["mean_frame"]["mcd"] > concatenated
+        assert metrics["mcd"] <= concatenated - MCD_GAIN, metrics
+        assert LENGTH_RATIO[0] <= metrics["length_ratio"] <= LENGTH_RATIO[1], metrics
+        behind = False
     else:
         constant = metrics["baselines"]["most_frequent"]["cer"]
         assert metrics["baselines"]["empty"]["cer"] == pytest.approx(1.0)
@@ -113,6 +128,7 @@ BAD_FILES = {
     "audio-classification": ("empty.wav", "notes.wav", "truncated.wav"),
     "image-classification": ("empty.png", "text.png", "truncated.png"),
     "speech-recognition": ("empty.wav", "notes.wav", "truncated.wav"),
+    "text-to-speech": ("empty.wav", "notes.wav", "truncated.wav"),
 }
 
 
@@ -132,7 +148,9 @@ def test_an_unreadable_file_stops_prepare_in_one_line_and_keeps_the_data(
     before = tree_digest(project.path / "data" / "prepared")
     source = project.path / REAL[task].source
     folder = (
-        source if task == "speech-recognition" else next(p for p in source.iterdir() if p.is_dir())
+        source
+        if task in ("speech-recognition", "text-to-speech")
+        else next(p for p in source.iterdir() if p.is_dir())
     )
     bad = folder / name
     bad.write_bytes(real_data.unreadable_files(tmp_path)[name].read_bytes())

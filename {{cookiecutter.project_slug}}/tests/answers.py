@@ -6,8 +6,9 @@ import io
 
 # A padded batch sums in another order; the answers may differ this much and no more.
 SCORE_TOLERANCE = 1e-5
-# Synthesized audio: -80 dB of full scale, far below anything audible.
-SAMPLE_TOLERANCE = 1e-4
+# Synthesized audio: -60 dB of full scale, inaudible. Griffin-Lim's phase search turns float noise
+# of 1e-6 in a batched spectrogram into up to 1e-4 in the samples; a wrong answer differs by 0.1.
+SAMPLE_TOLERANCE = 1e-3
 
 
 def _samples(encoded: str):

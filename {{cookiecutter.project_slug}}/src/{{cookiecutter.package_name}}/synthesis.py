@@ -226,9 +226,7 @@ class AlignedTTS(PreTrainedModel):
             detail_loss = ((refined - target).abs() * frame_mask).sum() / weight
             duration_target = torch.log1p(durations.to(log_durations.dtype))
             duration_loss = ((log_durations - duration_target) ** 2 * token_mask.squeeze(-1)).sum()
-            # Even spans are no durations to learn: the predictor waits for the first alignments.
-            duration_weight = 0.0 if self._warming_up() else 1.0
-            loss = prior_loss + detail_loss + duration_weight * duration_loss / token_mask.sum()
+            loss = prior_loss + detail_loss + duration_loss / token_mask.sum()
             if self.training:
                 self.steps_seen += 1
         if labels is None or not self.training:

@@ -36,6 +36,8 @@ REPORT_FILES = ("spectrograms.png", "synthesized/metadata.csv")
 # frame every 16 ms), so a SpeechT5 checkpoint, its HiFi-GAN vocoder and Griffin-Lim all agree.
 FRAMES_PER_SECOND = audio.SAMPLING_RATE / 256
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+# The log10 magnitude of a band at -100 dB: the floor of the spectral distance.
+SILENCE_LOG10 = -5.0
 JUDGING = Judging(
     primary_metric="mcd",
     greater_is_better=False,
@@ -304,12 +306,12 @@ def collator(processor: Any) -> SpeechCollator:
 
 
 def _cepstra(log10_mel: np.ndarray) -> np.ndarray:
-    """Mel cepstra 1-12 of log10-mel frames (c0, the loudness, is left out as usual)."""
+    """Mel cepstra 1-12 of log10-mel frames (c0, the loudness, is left out as usual). Bands
+    below -100 dB count as -100 dB: how silent inaudible silence is must not dominate."""
     from scipy.fft import dct
 
-    return dct(np.asarray(log10_mel, dtype=np.float64) * math.log(10), norm="ortho", axis=-1)[
-        :, 1:13
-    ]
+    audible = np.maximum(np.asarray(log10_mel, dtype=np.float64), SILENCE_LOG10)
+    return dct(audible * math.log(10), norm="ortho", axis=-1)[:, 1:13]
 
 
 def mel_cepstral_distortion(reference: np.ndarray, synthesized: np.ndarray) -> float:
