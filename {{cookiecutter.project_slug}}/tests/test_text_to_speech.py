@@ -92,18 +92,36 @@ def test_synthesized_speech_has_the_sounds_of_its_letters(trained) -> None:
         assert min(abs(loudest - tone) for tone in LETTER_TONES[letter]) < 60, (letter, loudest)
 
 
-def _speecht5_checkpoint(folder: Path, tokenizer) -> dict[str, str]:
-    """A SpeechT5 model, HiFi-GAN vocoder and speaker embedding as the Hub holds them (random
-    weights, tiny sizes), saved locally: what `model.pretrained: microsoft/speecht5_tts`,
-    `model.vocoder: microsoft/speecht5_hifigan` and an x-vector file load, offline."""
+def _speecht5_checkpoint(folder: Path, texts: list[str]) -> dict[str, str]:
+    """A SpeechT5 model with its character SentencePiece tokenizer, a HiFi-GAN vocoder and a
+    speaker embedding as the Hub holds them (random weights, tiny sizes), saved locally: what
+    `model.pretrained: microsoft/speecht5_tts`, `model.vocoder: microsoft/speecht5_hifigan` and
+    an x-vector file load, offline."""
+    import sentencepiece
     from transformers import (
         SpeechT5Config,
         SpeechT5FeatureExtractor,
         SpeechT5ForTextToSpeech,
         SpeechT5HifiGan,
         SpeechT5HifiGanConfig,
+        SpeechT5Tokenizer,
     )
 
+    folder.mkdir(parents=True, exist_ok=True)
+    # SpeechT5's own special-token ids: <s> 0, <pad> 1, </s> 2, <unk> 3.
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_prefix=str(folder / "spm_char"),
+        model_type="char",
+        vocab_size=len(set("".join(texts))) + 4,
+        character_coverage=1.0,
+        bos_id=0,
+        pad_id=1,
+        eos_id=2,
+        unk_id=3,
+        minloglevel=2,
+    )
+    tokenizer = SpeechT5Tokenizer(vocab_file=str(folder / "spm_char.model"))
     config = SpeechT5Config(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
@@ -143,8 +161,7 @@ def _speecht5_checkpoint(folder: Path, tokenizer) -> dict[str, str]:
 def test_a_speecht5_checkpoint_with_vocoder_and_speaker_trains_and_speaks(
     trained, tmp_path, monkeypatch
 ) -> None:
-    tokenizer = Predictor(MODEL_DIR).processor.tokenizer
-    checkpoint = _speecht5_checkpoint(tmp_path / "hub", tokenizer)
+    checkpoint = _speecht5_checkpoint(tmp_path / "hub", list(load_prepared()["train"]["input"]))
     (tmp_path / PREPARED_DIR).mkdir(parents=True)
     for name, split in load_prepared().items():
         split.select(range(8)).to_parquet(tmp_path / PREPARED_DIR / f"{name}.parquet")
@@ -166,8 +183,7 @@ def test_a_speecht5_checkpoint_with_vocoder_and_speaker_trains_and_speaks(
 def test_a_speaker_embedding_of_the_wrong_size_is_named(trained, tmp_path) -> None:
     from {{ cookiecutter.package_name }}.data import build_model
 
-    tokenizer = Predictor(MODEL_DIR).processor.tokenizer
-    checkpoint = _speecht5_checkpoint(tmp_path, tokenizer)
+    checkpoint = _speecht5_checkpoint(tmp_path, list(load_prepared()["train"]["input"]))
     np.save(tmp_path / "speaker.npy", np.zeros(512, dtype=np.float32))
     params = trained.params
     model = params.model.model_copy(update=checkpoint)

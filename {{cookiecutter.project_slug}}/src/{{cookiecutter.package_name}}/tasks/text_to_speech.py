@@ -30,7 +30,7 @@ from ..schema import DataSource, Judging, Section
 INPUT_KIND = "text"
 ACCEPTED_INPUT = "non-blank text"
 TARGET = "speech"
-REQUIREMENTS = ("soundfile",)
+REQUIREMENTS = ("soundfile", "sentencepiece")
 REPORT_FILES = ("spectrograms.png", "synthesized/metadata.csv")
 # The features every model here reads and writes: SpeechT5's log10-mel frames (80 bands, a
 # frame every 16 ms), so a SpeechT5 checkpoint, its HiFi-GAN vocoder and Griffin-Lim all agree.
