@@ -16,8 +16,11 @@ from {{ cookiecutter.package_name }}.config import MODEL_DIR, PREPARED_DIR, load
 from {{ cookiecutter.package_name }}.data import load_prepared, prepare
 from {{ cookiecutter.package_name }}.errors import FlywheelError
 from {{ cookiecutter.package_name }}.predict import Predictor
-from {{ cookiecutter.package_name }}.synthesis import monotonic_alignment
-from {{ cookiecutter.package_name }}.tasks.text_to_speech import mel_cepstral_distortion
+from {{ cookiecutter.package_name }}.synthesis import even_alignment, monotonic_alignment
+from {{ cookiecutter.package_name }}.tasks.text_to_speech import (
+    MAX_CHARACTERS,
+    mel_cepstral_distortion,
+)
 from {{ cookiecutter.package_name }}.train import train
 
 
@@ -56,12 +59,33 @@ def test_the_distortion_ignores_timing_and_measures_sound() -> None:
     assert mel_cepstral_distortion(frames, other) > 5
 
 
-def test_monotonic_alignment_finds_each_tokens_frames() -> None:
-    spans = [3, 1, 5, 2]
+@pytest.mark.parametrize("spans", [[3, 1, 5, 2], [1, 1, 1], [7], [1, 6]])
+def test_monotonic_alignment_finds_each_tokens_frames(spans: list[int]) -> None:
     owner = np.repeat(np.arange(len(spans)), spans)
     # Each frame is likeliest under its own token; every other token is equally unlikely.
     likelihood = np.where(np.arange(len(spans))[:, None] == owner[None, :], 0.0, -1.0)
     assert monotonic_alignment(likelihood).tolist() == spans
+
+
+def test_even_alignment_shares_every_frame_out() -> None:
+    for tokens, frames in [(3, 10), (5, 5), (4, 37)]:
+        spans = even_alignment(tokens, frames)
+        assert spans.sum() == frames and spans.max() - spans.min() <= 1
+
+
+def test_a_text_too_long_to_speak_at_once_is_refused_in_one_line(trained) -> None:
+    from fastapi.testclient import TestClient
+
+    from {{ cookiecutter.package_name }}.serve import create_app
+
+    too_long = "mas kilo " * (MAX_CHARACTERS // 9 + 1)
+    with TestClient(create_app(MODEL_DIR)) as client:
+        response = client.post("/predict", json={"texts": ["le", too_long]})
+    assert response.status_code == 413
+    assert response.json()["detail"] == (
+        f"texts[1]: the text is longer than {MAX_CHARACTERS} characters: "
+        "synthesize it a sentence or a paragraph at a time"
+    )
 
 
 def test_predict_writes_wav_files_and_prints_their_durations(trained, tmp_path) -> None:
@@ -170,7 +194,9 @@ def test_a_speecht5_checkpoint_with_vocoder_and_speaker_trains_and_speaks(
     model = params.model.model_copy(update=checkpoint)
     one_epoch = params.train.model_copy(update={"epochs": 1, "batch_size": 4})
     result = train(params.model_copy(update={"model": model, "train": one_epoch}))
-    assert result.metrics["mcd"] > 0
+    # Scored like the small model: the same metrics, beside the same baselines.
+    assert set(result.metrics) == {"mcd", "length_ratio", "loss", "baselines"}
+    assert 0 < result.metrics["mcd"] < float("inf") and result.metrics["length_ratio"] > 0
     saved = tmp_path / MODEL_DIR
     # The vocoder and the speaker travel with the model: serving needs nothing else.
     assert (saved / "vocoder" / "config.json").is_file()
@@ -188,4 +214,18 @@ def test_a_speaker_embedding_of_the_wrong_size_is_named(trained, tmp_path) -> No
     params = trained.params
     model = params.model.model_copy(update=checkpoint)
     with pytest.raises(FlywheelError, match=r"model\.speaker_embedding: .* holds 512 values"):
+        build_model(params.model_copy(update={"model": model}), load_prepared()["train"])
+
+
+def test_a_checkpoint_of_another_architecture_is_named(trained, tmp_path) -> None:
+    from transformers import BertConfig, BertModel
+
+    from {{ cookiecutter.package_name }}.data import build_model
+
+    BertModel(
+        BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1)
+    ).save_pretrained(tmp_path / "bert")
+    params = trained.params
+    model = params.model.model_copy(update={"pretrained": str(tmp_path / "bert")})
+    with pytest.raises(FlywheelError, match=r"model\.pretrained: .* holds a bert model: use a"):
         build_model(params.model_copy(update={"model": model}), load_prepared()["train"])

@@ -148,7 +148,10 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(help=INPUTS_HELP)],
     model_dir: ModelOption = MODEL_DIR,
     out_dir: Annotated[
-        Path, typer.Option(help="Where synthesized speech is written (text-to-speech only).")
+        Path,
+        typer.Option(
+            help="Where the synthesized speech is written.", hidden=task.TARGET != "speech"
+        ),
     ] = PREDICTIONS_DIR,
 ) -> None:
     """Predict with the trained model; print one JSON line per input (speech: the WAV file

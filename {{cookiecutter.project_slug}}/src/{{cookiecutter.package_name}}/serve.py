@@ -104,6 +104,12 @@ def create_app(
                 if len(text) > MAX_TEXT_CHARS:
                     message = f"texts[{index}] is longer than {MAX_TEXT_CHARS} characters"
                     raise HTTPException(413, message)
+                try:
+                    # The task's own checks (text to speech: a shorter limit), per request.
+                    task.decode_input(text, name=f"texts[{index}]")
+                except FlywheelError as error:
+                    status = 413 if "longer than" in str(error) else 422
+                    raise HTTPException(status, str(error)) from None
             return await batched(request.texts)
 
     else:

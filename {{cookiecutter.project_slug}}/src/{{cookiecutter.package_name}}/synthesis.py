@@ -61,8 +61,8 @@ class AlignedTTSConfig(PretrainedConfig):
         # Weight of the even-pace prior in MAS: small enough for the sounds to decide, large
         # enough that no token swallows the utterance.
         self.alignment_prior = alignment_prior
-        # Per-band mean and spread of the training frames: the model works on standardized
-        # frames, which every band then learns at the same pace.
+        # Mean and spread of the training frames (per band; `build` gives every band the same
+        # level and spread): the model works on standardized frames and learns them at once.
         self.mel_mean = mel_mean
         self.mel_std = mel_std
         super().__init__(pad_token_id=pad_token_id, **kwargs)
@@ -98,8 +98,10 @@ def monotonic_alignment(log_likelihood: np.ndarray) -> np.ndarray:
 
 
 def even_alignment(tokens: int, frames: int) -> np.ndarray:
+    """Frames per token when `frames` are shared out evenly (the alignment warm-up, and the
+    unit-concatenation baseline)."""
     edges = np.round(np.linspace(0, frames, tokens + 1)).astype(np.int64)
-    return np.maximum(np.diff(edges), 0)
+    return np.diff(edges)
 
 
 class _ConvBlock(nn.Module):
@@ -135,7 +137,7 @@ class AlignedTTS(PreTrainedModel):
             _ConvBlock(size, kernel, dropout) for _ in range(config.decoder_layers)
         )
         self.decoder_out = nn.Linear(size, config.num_mel_bins)
-        # Training steps seen (saved with the weights), for the alignment warm-up.
+        # Training batches seen (saved with the weights), for the alignment warm-up.
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
         bands = config.num_mel_bins
         mean = torch.tensor(config.mel_mean or [0.0] * bands, dtype=torch.float32)
@@ -150,33 +152,36 @@ class AlignedTTS(PreTrainedModel):
         for block in self.encoder:
             hidden = block(hidden, mask)
         # The duration predictor learns from the encoder without steering it.
-        spans = hidden.detach()
+        duration_states = hidden.detach()
         for block in self.duration_layers:
-            spans = block(spans, mask)
-        log_durations = self.duration_out(spans).squeeze(-1)
+            duration_states = block(duration_states, mask)
+        log_durations = self.duration_out(duration_states).squeeze(-1)
         return hidden, self.frame_mean(hidden), log_durations, mask
 
     def _decode(self, hidden: torch.Tensor, means: torch.Tensor, durations: torch.Tensor):
         """Each token's state and mean frame repeated over its frames, refined by the decoder."""
-        lengths = durations.sum(dim=1)
+        # The frame-to-token index is built on the CPU (a loop over rows), then moved.
+        spans_per_row = durations.cpu()
+        lengths = spans_per_row.sum(dim=1)
         frames = max(int(lengths.max()), 1)
-        token_of_frame = torch.zeros(len(durations), frames, dtype=torch.long)
-        for row, spans in enumerate(durations):
+        token_of_frame = torch.zeros(len(spans_per_row), frames, dtype=torch.long)
+        for row, spans in enumerate(spans_per_row):
             owners = torch.repeat_interleave(torch.arange(len(spans)), spans)
             token_of_frame[row, : len(owners)] = owners
         frame_mask = (torch.arange(frames)[None, :] < lengths[:, None]).unsqueeze(-1)
-        frame_mask = frame_mask.to(hidden.dtype)
+        frame_mask = frame_mask.to(device=hidden.device, dtype=hidden.dtype)
+        token_of_frame = token_of_frame.to(hidden.device)
 
         def expand(states: torch.Tensor) -> torch.Tensor:
-            index = token_of_frame.to(states.device).unsqueeze(-1).expand(-1, -1, states.size(-1))
+            index = token_of_frame.unsqueeze(-1).expand(-1, -1, states.size(-1))
             return torch.gather(states, 1, index)
 
-        frame_mask = frame_mask.to(hidden.device)
-        prior = expand(means) * frame_mask
-        detail = self.decoder_in(torch.cat([expand(hidden), prior], dim=-1)) * frame_mask
+        mean_frames = expand(means) * frame_mask
+        detail = self.decoder_in(torch.cat([expand(hidden), mean_frames], dim=-1)) * frame_mask
         for block in self.decoder:
             detail = block(detail, frame_mask)
-        return prior, (prior + self.decoder_out(detail)) * frame_mask, frame_mask, lengths
+        refined = (mean_frames + self.decoder_out(detail)) * frame_mask
+        return mean_frames, refined, frame_mask, lengths.to(hidden.device)
 
     def _warming_up(self) -> bool:
         return self.training and int(self.steps_seen) < self.config.alignment_warmup_steps
@@ -199,9 +204,9 @@ class AlignedTTS(PreTrainedModel):
                     # ...plus a penalty for straying from an even pace (in tokens, squared).
                     pace = torch.arange(frames, device=target.device) * tokens / frames
                     offset = torch.arange(tokens, device=target.device)[:, None] + 0.5 - pace
-                    prior = self.config.alignment_prior * offset.square()
-                    spans = monotonic_alignment((-distance - prior).cpu().numpy())
-                durations[row, :tokens] = torch.from_numpy(spans)
+                    pace_penalty = self.config.alignment_prior * offset.square()
+                    spans = monotonic_alignment((-distance - pace_penalty).cpu().numpy())
+                durations[row, :tokens] = torch.from_numpy(spans).to(durations.device)
         return durations
 
     def forward(
@@ -219,10 +224,10 @@ class AlignedTTS(PreTrainedModel):
             frame_counts = (labels != -100).any(dim=-1).sum(dim=1)
             targets = (labels - self.mel_mean) / self.mel_std
             durations = self._aligned_durations(means, attention_mask, targets, frame_counts)
-            prior, refined, frame_mask, _ = self._decode(hidden, means, durations)
+            mean_frames, refined, frame_mask, _ = self._decode(hidden, means, durations)
             target = targets[:, : refined.size(1)] * frame_mask
             weight = frame_mask.sum() * refined.size(-1)
-            prior_loss = ((prior - target) ** 2 * frame_mask).sum() / weight
+            prior_loss = ((mean_frames - target) ** 2 * frame_mask).sum() / weight
             detail_loss = ((refined - target).abs() * frame_mask).sum() / weight
             duration_target = torch.log1p(durations.to(log_durations.dtype))
             duration_loss = ((log_durations - duration_target) ** 2 * token_mask.squeeze(-1)).sum()
@@ -249,6 +254,9 @@ AutoModel.register(AlignedTTSConfig, AlignedTTS, exist_ok=True)
 class SpeechT5Synthesizer(SpeechT5ForTextToSpeech):
     """SpeechT5 answering like `AlignedTTS`: the loss with labels (teacher-forced), the generated
     spectrograms without (and in evaluation), so the shared code calls both the same way."""
+
+    # Its loss is a mean per batch: the Trainer must not rescale it by token counts.
+    accepts_loss_kwargs = False
 
     def forward(  # type: ignore[override]
         self,

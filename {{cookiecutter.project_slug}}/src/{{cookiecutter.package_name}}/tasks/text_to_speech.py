@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from .. import audio, toy_speech
-from ..errors import FlywheelError
+from ..errors import FlywheelError, unreachable
 from ..schema import DataSource, Judging, Section
 
 INPUT_KIND = "text"
@@ -32,9 +32,11 @@ ACCEPTED_INPUT = "non-blank text"
 TARGET = "speech"
 REQUIREMENTS = ("soundfile", "sentencepiece")
 REPORT_FILES = ("spectrograms.png", "synthesized/metadata.csv")
-# The features every model here reads and writes: SpeechT5's log10-mel frames (80 bands, a
-# frame every 16 ms), so a SpeechT5 checkpoint, its HiFi-GAN vocoder and Griffin-Lim all agree.
-FRAMES_PER_SECOND = audio.SAMPLING_RATE / 256
+# Every model here reads and writes SpeechT5's log10-mel frames (80 bands, a frame every 16 ms),
+# so a SpeechT5 checkpoint, its HiFi-GAN vocoder and Griffin-Lim all agree.
+# The longest text one input may hold: speech is synthesized a sentence or a paragraph at a time
+# (SpeechT5 reads at most 450 tokens; the small model's audio grows with the text).
+MAX_CHARACTERS = 400
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 # The log10 magnitude of a band at -100 dB: the floor of the spectral distance.
 SILENCE_LOG10 = -5.0
@@ -103,10 +105,12 @@ def _character_tokenizer(texts: list[str]):
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
-    characters = sorted({char for text in texts for char in text.lower()})
+    normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    # The characters as the tokenizer will see them: normalized the same way.
+    characters = sorted({char for text in texts for char in normalizer.normalize_str(text)})
     vocab = {token: index for index, token in enumerate([PAD, UNK, BOS, EOS, *characters])}
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tokenizer.normalizer = normalizer
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tokenizer.decoder = decoders.Fuse()
     tokenizer.post_processor = TemplateProcessing(
@@ -115,6 +119,14 @@ def _character_tokenizer(texts: list[str]):
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS
     )
+
+
+def log_mel(extractor: Any, waveform: Any) -> np.ndarray:
+    """A waveform's log10-mel frames (frames x bands), made by SpeechT5's feature extractor."""
+    features = extractor(
+        audio_target=np.asarray(waveform, dtype=np.float32), sampling_rate=audio.SAMPLING_RATE
+    )
+    return np.asarray(features["input_values"][0], dtype=np.float32)
 
 
 @dataclass
@@ -138,11 +150,7 @@ class SpeechProcessor:
             np.save(folder / "speaker_embedding.npy", self.speaker_embedding)
 
     def log_mel(self, waveform: Any) -> np.ndarray:
-        features = self.feature_extractor(
-            audio_target=np.asarray(waveform, dtype=np.float32),
-            sampling_rate=audio.SAMPLING_RATE,
-        )
-        return np.asarray(features["input_values"][0], dtype=np.float32)
+        return log_mel(self.feature_extractor, waveform)
 
     def waveform(self, log_mel: np.ndarray) -> np.ndarray:
         from ..synthesis import griffin_lim
@@ -160,12 +168,17 @@ def _model_class(folder: str | Path) -> Any:
     from ..synthesis import AlignedTTS, SpeechT5Synthesizer
 
     config = Path(folder) / "config.json"
-    if config.is_file():
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-        return (
-            AlignedTTS if model_type == AlignedTTS.config_class.model_type else SpeechT5Synthesizer
+    if not config.is_file():
+        return SpeechT5Synthesizer  # a Hub id: SpeechT5 is the architecture supported
+    model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    if model_type == AlignedTTS.config_class.model_type:
+        return AlignedTTS
+    if model_type != "speecht5":
+        raise FlywheelError(
+            f"model.pretrained: {folder} holds a {model_type} model: use a SpeechT5 checkpoint "
+            "(e.g. microsoft/speecht5_tts) or a model this project trained"
         )
-    return SpeechT5Synthesizer  # a Hub id: SpeechT5 is the architecture supported
+    return SpeechT5Synthesizer
 
 
 def _extras(
@@ -196,7 +209,17 @@ def _extras(
                     f"model.speaker_embedding: {path} holds {speaker.size} values, the model "
                     f"expects {size}: use an x-vector of that size"
                 )
-    return (SpeechT5HifiGan.from_pretrained(vocoder) if vocoder else None), speaker
+    if vocoder is None:
+        return None, speaker
+    try:
+        return SpeechT5HifiGan.from_pretrained(vocoder), speaker
+    except OSError as error:
+        raise unreachable(
+            "model.vocoder",
+            vocoder,
+            error,
+            "check the checkpoint id or folder and the network, or set it to null for Griffin-Lim",
+        ) from None
 
 
 def build(params: Any, train: Any, labels: list[str]):
@@ -218,8 +241,7 @@ def build(params: Any, train: Any, labels: list[str]):
     tokenizer = _character_tokenizer(list(train["input"]))
     extractor = SpeechT5FeatureExtractor()
     # The model standardizes frames by the training split's level and spread (one of each).
-    reader = SpeechProcessor(tokenizer, extractor)
-    frames = np.concatenate([reader.log_mel(waveform) for waveform in train["label"]])
+    frames = np.concatenate([log_mel(extractor, waveform) for waveform in train["label"]])
     config = AlignedTTSConfig(
         vocab_size=len(tokenizer),
         num_mel_bins=extractor.num_mel_bins,
@@ -362,18 +384,15 @@ def compute_metrics(processor: Any):
     return metrics
 
 
-def _log_mel_frames(waveforms: Any) -> list[np.ndarray]:
-    from transformers import SpeechT5FeatureExtractor
-
-    extractor = SpeechT5FeatureExtractor()
-    processor = SpeechProcessor(None, extractor)
-    return [processor.log_mel(waveform) for waveform in waveforms]
-
-
 def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
     """Frames without a model, scored like the model against the test split's audio."""
-    train_mels = _log_mel_frames(train["label"])
-    test_mels = _log_mel_frames(test["label"])
+    from transformers import SpeechT5FeatureExtractor
+
+    from ..synthesis import even_alignment
+
+    extractor = SpeechT5FeatureExtractor()
+    train_mels = [log_mel(extractor, waveform) for waveform in train["label"]]
+    test_mels = [log_mel(extractor, waveform) for waveform in test["label"]]
     train_texts, test_texts = list(train["input"]), list(test["input"])
     frames_per_char = sum(len(mel) for mel in train_mels) / sum(len(t) + 2 for t in train_texts)
     mean_frame = np.concatenate(train_mels).mean(axis=0)
@@ -381,7 +400,7 @@ def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
     counts: dict[str, int] = {}
     for text, mel in zip(train_texts, train_mels, strict=True):
         units = [BOS, *text.lower(), EOS]
-        edges = np.round(np.linspace(0, len(mel), len(units) + 1)).astype(int)
+        edges = np.concatenate([[0], np.cumsum(even_alignment(len(units), len(mel)))])
         for unit, start, end in zip(units, edges[:-1], edges[1:], strict=True):
             if end > start:
                 sums[unit] = sums.get(unit, 0) + mel[start:end].sum(axis=0)
@@ -453,6 +472,11 @@ def decode_input(raw: str | bytes, name: str = "input") -> str:
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     if not text.strip():
         raise FlywheelError(f"{name}: the text is empty: send at least one non-blank character")
+    if len(text) > MAX_CHARACTERS:
+        raise FlywheelError(
+            f"{name}: the text is longer than {MAX_CHARACTERS} characters: "
+            "synthesize it a sentence or a paragraph at a time"
+        )
     return text
 
 
