@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from . import __version__
 from .batching import Batcher, Overloaded
 from .config import MODEL_DIR, ServeParams, load_params
-from .errors import FlywheelError
+from .errors import FlywheelError, InputTooLarge
 from .predict import Predictor
 from .tasks import task
 
@@ -108,7 +108,7 @@ def create_app(
                     # The task's own checks (text to speech: a shorter limit), per request.
                     task.decode_input(text, name=f"texts[{index}]")
                 except FlywheelError as error:
-                    status = 413 if "longer than" in str(error) else 422
+                    status = 413 if isinstance(error, InputTooLarge) else 422
                     raise HTTPException(status, str(error)) from None
             return await batched(request.texts)
 

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from .. import audio, toy_speech
-from ..errors import FlywheelError, unreachable
+from ..errors import FlywheelError, InputTooLarge, unreachable
 from ..schema import DataSource, Judging, Section
 
 INPUT_KIND = "text"
@@ -473,7 +473,7 @@ def decode_input(raw: str | bytes, name: str = "input") -> str:
     if not text.strip():
         raise FlywheelError(f"{name}: the text is empty: send at least one non-blank character")
     if len(text) > MAX_CHARACTERS:
-        raise FlywheelError(
+        raise InputTooLarge(
             f"{name}: the text is longer than {MAX_CHARACTERS} characters: "
             "synthesize it a sentence or a paragraph at a time"
         )
