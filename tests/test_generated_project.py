@@ -31,15 +31,15 @@ METRICS = {
 }
 # The speech tasks train on one worker, where the intelligibility test finds both trained.
 SPEECH = pytest.mark.xdist_group("speech")
+# The serve and gate sections use the text project the Quick start test trained on their worker.
+TEXT = pytest.mark.xdist_group("text")
+GROUP = {"speech-recognition": SPEECH, "text-to-speech": SPEECH, "text-classification": TEXT}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "task",
-    [
-        pytest.param(task, marks=SPEECH if task in ("speech-recognition", "text-to-speech") else ())
-        for task in TASKS
-    ],
+    [pytest.param(task, marks=GROUP.get(task, ())) for task in TASKS],
 )
 def test_readme_workflow_and_own_checks(
     task: str, projects: dict[str, Baked], project_bin: Path
@@ -172,6 +172,7 @@ def test_the_recognizer_understands_the_synthesizer(
 
 
 @pytest.mark.slow
+@TEXT
 def test_readme_serve_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
     """`make serve` as written, and the README's curl line against it (on a free port)."""
     project = projects["text-classification"]
@@ -281,6 +282,7 @@ BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\
 
 
 @pytest.mark.slow
+@TEXT
 def test_readme_gate_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
     """`make bench` and `make gate` as written. The budgets are set by the test, far above and
     far below anything measurable, so the verdicts do not depend on this machine's speed."""

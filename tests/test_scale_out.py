@@ -50,7 +50,6 @@ def test_torchrun_two_cpu_processes(
     assert len(re.findall(r"^MLflow run:", run.stdout, re.M)) == 1, run.stdout
     # DDP really ran: gloo on CPU, not two independent single-process trainings.
     assert "parallel_mode != ParallelMode.DISTRIBUTED" not in run.stderr
-    assert run.stdout.count("test metrics:") == 1
 
     script = tmp_path / "count_runs.py"
     script.write_text(COUNT_RUNS, encoding="utf-8")
@@ -59,13 +58,12 @@ def test_torchrun_two_cpu_processes(
     runs, data_hash = counted.stdout.split()
     assert runs == "1" and data_hash.endswith(".dir")
 
-    # The single-process contract: a reloadable model, then evaluate and predict as usual.
+    # The single-process contract: rank 0's test scores, and a model that a single process
+    # loads and predicts with as usual.
     assert (project.path / "models" / "model" / "config.json").is_file()
     assert not list((project.path / "models").glob(".model-*")), "a staging folder was left"
-    evaluated = project.run("python", "-m", package, "evaluate", env=env)
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    metrics = json.loads(project.text("metrics.json"))
-    assert primary_metric(task) in metrics
+    [scores] = re.findall(r"^test metrics: (\{.*\})$", run.stdout, re.M)
+    assert primary_metric(task) in json.loads(scores)
     predicted = project.run("make", "predict", env=env)
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert '"input"' in predicted.stdout

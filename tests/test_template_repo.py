@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
-from helpers import TEMPLATE_ROOT
+from helpers import TEMPLATE_DIR_NAME, TEMPLATE_ROOT
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
@@ -44,3 +45,22 @@ def test_own_pyproject_is_valid() -> None:
     from validators import pyproject_problems
 
     assert pyproject_problems(TEMPLATE_ROOT) == []
+
+
+def test_one_uv_release_everywhere() -> None:
+    """The suite, `make setup`, the generated CI workflow and the Dockerfile install with the same
+    uv, so a behaviour seen in one is the behaviour of all."""
+    project = TEMPLATE_ROOT / TEMPLATE_DIR_NAME
+    pins = {
+        "Makefile": r"^UV_VERSION := (\S+)$",
+        "pyproject.toml": r'"uv==([^"]+)"',
+        f"{TEMPLATE_DIR_NAME}/Makefile": r"^UV_VERSION \?= (\S+)$",
+        f"{TEMPLATE_DIR_NAME}/Dockerfile": r"^ARG UV_VERSION=(\S+)$",
+        f"{TEMPLATE_DIR_NAME}/.github/workflows/ci.yml": r'^\s+UV_VERSION: "([^"]+)"$',
+    }
+    assert project.is_dir()
+    found = {}
+    for path, pattern in pins.items():
+        found[path] = re.findall(pattern, (TEMPLATE_ROOT / path).read_text(encoding="utf-8"), re.M)
+    assert all(len(versions) == 1 for versions in found.values()), found
+    assert len({versions[0] for versions in found.values()}) == 1, found

@@ -102,9 +102,11 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(trained
     test = load_prepared()["test"]
     examples = [task.example_input(test.select([i])) for i in range(min(16, len(test)))]
     # A long wait makes the batching certain; the shipped default takes only what already waits.
+    one_at_a_time = ServeParams(max_batch_size=1, max_wait_ms=0, max_queue=1)
+    with TestClient(create_app(MODEL_DIR, serving=one_at_a_time)) as client:
+        alone = [post_predict(client, raw).json()["predictions"][0] for raw in examples]
     serving = ServeParams(max_batch_size=64, max_wait_ms=300, max_queue=256)
     with TestClient(create_app(MODEL_DIR, serving=serving)) as client:
-        alone = [post_predict(client, raw).json()["predictions"][0] for raw in examples]
         calls_before = client.app.state.batcher.calls
         with ThreadPoolExecutor(len(examples)) as pool:
             responses = list(pool.map(lambda raw: post_predict(client, raw), examples))
