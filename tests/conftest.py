@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
+from cookiecutter.main import cookiecutter
 from helpers import (
     TASKS,
+    TEMPLATE_ROOT,
     Baked,
     bake_copier,
     combination_id,
@@ -24,6 +28,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="bake every combination of options instead of a pairwise covering set",
     )
+
+
+def _build_project_env() -> None:
+    """The shared project environment, from a bake of every task: what the `project_bin`
+    fixture would build on first use."""
+    try:
+        _bake_and_install()
+    except Exception:  # the fixture builds it again and reports the failure
+        return
+
+
+def _bake_and_install() -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = []
+        for task in TASKS:
+            out = Path(scratch) / task
+            cookiecutter(
+                str(TEMPLATE_ROOT), no_input=True, extra_context={"task": task}, output_dir=str(out)
+            )
+            paths.append(next(out.iterdir()))
+        ensure_project_env(project_requirements(paths))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist the controller, idle otherwise, builds the project environment while the
+    workers start on the bakes that need none; a test that needs it waits on its lock. Any
+    failure here is left to the fixture, which builds it again and reports it."""
+    if getattr(session.config.option, "numprocesses", None) and not hasattr(
+        session.config, "workerinput"
+    ):
+        threading.Thread(target=_build_project_env, daemon=True).start()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,6 +10,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,16 @@ import yaml
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR_NAME = "{{cookiecutter.project_slug}}"
+
+
+def uv_install(python: Path, requirements: Iterable[str]) -> None:
+    """Install into the environment of `python` with uv (the template's dev tool): seconds where
+    pip takes minutes. Compiled to bytecode at install, as pip does: the tests run with
+    PYTHONDONTWRITEBYTECODE, and each process would otherwise compile its libraries again."""
+    uv = Path(sys.executable).with_name("uv")
+    command = [str(uv), "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
+    subprocess.run([*command, *requirements], check=True)
+
 
 # Options whose every value the matrix covers; free-text questions keep their defaults.
 MATRIX_OPTIONS = ("task", "python_version", "license", "cloud", "use_docker", "ci")

@@ -278,6 +278,22 @@ def test_makefile_help_lists_every_readme_target(projects: dict[str, Baked]) -> 
         assert command.split()[1] in help_text
 
 
+@pytest.mark.slow
+@TEXT
+def test_readme_export_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+    """`make export` as written: the ONNX graph, checked against PyTorch on the test split."""
+    project = projects["text-classification"]
+    env = env_with(project_bin, project.path)
+    trained(project, env)
+    assert readme_commands(project.text("README.md"), "Export to ONNX") == ["make export"]
+    run = project.run("make", "export", env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    shown = re.search(r"largest difference from PyTorch on (\d+) test inputs: (\S+)$", run.stdout)
+    assert shown and int(shown[1]) > 0 and float(shown[2]) < 1e-4, run.stdout
+    source = json.loads(project.text("models/onnx/source.json"))
+    assert source["checksum"] and source["test_inputs"] == int(shown[1])
+
+
 BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\d.]+"
 
 

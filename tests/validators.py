@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from filelock import FileLock
-from helpers import TEMPLATE_ROOT
+from helpers import TEMPLATE_ROOT, uv_install
 
 TOOLS = Path(sys.executable).parent
 CHECKOV_PIN = "checkov==3.3.30"
@@ -141,10 +141,8 @@ def tool_env(folder: Path, pins: tuple[str, ...]) -> Path:
     with FileLock(str(folder) + ".lock"):
         if not (marker.is_file() and marker.read_text(encoding="utf-8") == wanted):
             shutil.rmtree(folder, ignore_errors=True)
-            venv.create(folder, with_pip=True)
-            subprocess.run(
-                [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *pins], check=True
-            )
+            venv.create(folder)
+            uv_install(folder / "bin" / "python", pins)
             marker.write_text(wanted, encoding="utf-8")
     return folder / "bin"
 

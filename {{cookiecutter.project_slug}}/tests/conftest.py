@@ -13,6 +13,11 @@ from pathlib import Path
 
 import pytest
 
+# The tests never reach a model or dataset hub, as on a machine without network: the libraries
+# read these once, when first imported, so before the project's modules import them.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 from {{ cookiecutter.package_name }}.config import Params, load_params
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

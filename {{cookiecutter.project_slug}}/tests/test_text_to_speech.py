@@ -12,7 +12,7 @@ import soundfile
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, PREPARED_DIR, load_params
+from {{ cookiecutter.package_name }}.config import MODEL_DIR, ONNX_DIR, PREPARED_DIR, load_params
 from {{ cookiecutter.package_name }}.data import load_prepared, prepare
 from {{ cookiecutter.package_name }}.errors import FlywheelError
 from {{ cookiecutter.package_name }}.predict import Predictor
@@ -229,3 +229,14 @@ def test_a_checkpoint_of_another_architecture_is_named(trained, tmp_path) -> Non
     model = params.model.model_copy(update={"pretrained": str(tmp_path / "bert")})
     with pytest.raises(FlywheelError, match=r"model\.pretrained: .* holds a bert model: use a"):
         build_model(params.model_copy(update={"model": model}), load_prepared()["train"])
+
+
+def test_export_says_in_one_line_why_speech_has_no_onnx_graph(trained) -> None:
+    result = CliRunner().invoke(app, ["export"])
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: text-to-speech models are not exported to ONNX: the number of")
+    assert line.endswith("serve with `serve.runtime: torch` in params.yaml")
+    assert not ONNX_DIR.exists()
+    with pytest.raises(FlywheelError, match="not exported to ONNX"):
+        Predictor(runtime="onnx")

@@ -2,8 +2,9 @@
 
 Inference latency (p50/p95 over many requests, one input and a batch) through `Predictor` and
 through the HTTP server, the server under load (1 and 32 concurrent clients on 127.0.0.1: requests
-per second, p50/p95/p99, errors), peak memory, model size on disk, and training throughput. A
-measurement, never a test: `gate` compares it with the budgets in params.yaml.
+per second, p50/p95/p99, errors), each with PyTorch and, where the task exports, with the ONNX
+graph in onnxruntime; peak memory, model size on disk, and training throughput. A measurement,
+never a test: `gate` compares the PyTorch numbers with the budgets in params.yaml.
 """
 
 from __future__ import annotations
@@ -70,14 +71,17 @@ def _http_request(url: str, example: Any) -> urllib.request.Request:
 
 
 @contextlib.contextmanager
-def running_server(model_dir: Path, serving: ServeParams) -> Iterator[str]:
-    """A real server on a free 127.0.0.1 port for the duration; yields its /predict URL."""
+def running_server(
+    model_dir: Path, serving: ServeParams, predictor: Any | None = None
+) -> Iterator[str]:
+    """A real server on a free 127.0.0.1 port for the duration (answering with `predictor`
+    where given); yields its /predict URL."""
     import uvicorn
 
     from .serve import create_app
 
     port = _free_port()
-    app = create_app(model_dir, serving=serving)
+    app = create_app(model_dir, predictor, serving=serving)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -132,17 +136,48 @@ def http_load(
     }
 
 
-def http_measurements(
-    model_dir: Path, serving: ServeParams, example: Any, requests: int, load_requests: int
-) -> tuple[list[float], dict[str, dict[str, float]]]:
-    """Latency of one client, then the load run at 1 and LOAD_CONCURRENCY clients."""
-    with running_server(model_dir, serving) as url:
-        latency = _timed(lambda: _round_trip(url, example), requests)
+def runtime_measurements(
+    predictor: Any,
+    serving: ServeParams,
+    example: Any,
+    requests: int,
+    batch_size: int,
+    load_requests: int,
+) -> dict[str, Any]:
+    """One runtime's latency through `Predictor` and HTTP, and its load runs at 1 and
+    LOAD_CONCURRENCY clients."""
+    batch = [example] * batch_size
+    with running_server(predictor.model_dir, serving, predictor) as url:
+        http_single = _timed(lambda: _round_trip(url, example), requests)
         load = {
             str(clients): http_load(url, example, load_requests, clients, time_limit_s=30)
             for clients in (1, LOAD_CONCURRENCY)
         }
-    return latency, load
+    return {
+        "predict_latency_ms": {
+            "single": percentiles(_timed(lambda: predictor.predict([example]), requests)),
+            "batched": {
+                **percentiles(_timed(lambda: predictor.predict(batch), requests)),
+                "batch_size": batch_size,
+            },
+        },
+        "http_latency_ms": {"single": percentiles(http_single)},
+        "http_load": load,
+    }
+
+
+def onnx_measurements(model_dir: Path, measure: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The same measurements with the model exported to ONNX (in a scratch folder) and run by
+    onnxruntime, or why the task has no export."""
+    from .export import export
+    from .predict import Predictor
+
+    if task.WHY_NO_ONNX:
+        return {"unavailable": task.WHY_NO_ONNX}
+    with tempfile.TemporaryDirectory() as scratch:
+        source = export(Predictor(model_dir), load_prepared()["test"], Path(scratch))
+        onnx = Predictor(model_dir, "onnx", onnx_dir=Path(scratch))
+        return {"max_abs_difference": source["max_abs_difference"], **measure(onnx)}
 
 
 def train_throughput(params: Params, steps: int) -> float:
@@ -187,23 +222,18 @@ def bench(
 
     from .predict import Predictor
 
-    predictor = Predictor(model_dir)
     example = task.example_input(load_prepared()["test"])
-    batch = [example] * batch_size
-    http_single, http_load_runs = http_measurements(
-        model_dir, params.serve, example, requests, load_requests
-    )
+
+    def measure(predictor: Any) -> dict[str, Any]:
+        return runtime_measurements(
+            predictor, params.serve, example, requests, batch_size, load_requests
+        )
+
     results = {
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "predict_latency_ms": {
-            "single": percentiles(_timed(lambda: predictor.predict([example]), requests)),
-            "batched": {
-                **percentiles(_timed(lambda: predictor.predict(batch), requests)),
-                "batch_size": batch_size,
-            },
-        },
-        "http_latency_ms": {"single": percentiles(http_single)},
-        "http_load": http_load_runs,
+        # PyTorch, the runtime `serve` uses by default (`serve.runtime` in params.yaml).
+        **measure(Predictor(model_dir)),
+        "onnx": onnx_measurements(model_dir, measure),
         "model_size_mb": model_size_mb(model_dir),
         "train_samples_per_second": train_throughput(params, train_steps),
     }
@@ -214,27 +244,51 @@ def bench(
 
 
 def table(results: dict[str, Any]) -> str:
+    """Each measurement of the PyTorch runtime, beside onnxruntime's where the task exports."""
+
     def spread(latency: dict[str, float]) -> str:
         return f"{latency['p50']} / {latency['p95']} ms"
 
-    predict, http = results["predict_latency_ms"], results["http_latency_ms"]
-    rows = [
-        ("predict, 1 input: p50 / p95", spread(predict["single"])),
-        (
-            f"predict, batch of {predict['batched']['batch_size']}: p50 / p95",
-            spread(predict["batched"]),
-        ),
-        ("HTTP, 1 input: p50 / p95", spread(http["single"])),
-        *(
+    def runtime_rows(measured: dict[str, Any]) -> list[tuple[str, str]]:
+        predict, http = measured["predict_latency_ms"], measured["http_latency_ms"]
+        return [
+            ("predict, 1 input: p50 / p95", spread(predict["single"])),
             (
-                f"HTTP load, {run['concurrency']} client(s): requests/s, p99",
-                f"{run['requests_per_second']}/s, {run['p99']} ms, {run['errors']} errors",
-            )
-            for run in results["http_load"].values()
+                f"predict, batch of {predict['batched']['batch_size']}: p50 / p95",
+                spread(predict["batched"]),
+            ),
+            ("HTTP, 1 input: p50 / p95", spread(http["single"])),
+            *(
+                (
+                    f"HTTP load, {run['concurrency']} client(s): requests/s, p99",
+                    f"{run['requests_per_second']}/s, {run['p99']} ms, {run['errors']} errors",
+                )
+                for run in measured["http_load"].values()
+            ),
+        ]
+
+    onnx = results["onnx"]
+    torch_rows = runtime_rows(results)
+    onnx_values = (
+        [value for _, value in runtime_rows(onnx)]
+        if "unavailable" not in onnx
+        else ["-"] * len(torch_rows)
+    )
+    rows = [
+        ("", "torch", "onnxruntime"),
+        *(
+            (name, value, other)
+            for (name, value), other in zip(torch_rows, onnx_values, strict=True)
         ),
-        ("peak memory", f"{results['peak_memory_mb']} MB"),
-        ("model size on disk", f"{results['model_size_mb']} MB"),
-        ("training throughput", f"{results['train_samples_per_second']} samples/s"),
+        ("peak memory", f"{results['peak_memory_mb']} MB", ""),
+        ("model size on disk", f"{results['model_size_mb']} MB", ""),
+        ("training throughput", f"{results['train_samples_per_second']} samples/s", ""),
     ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+    name_width = max(len(row[0]) for row in rows)
+    value_width = max(len(row[1]) for row in rows)
+    lines = [f"{a:<{name_width}}  {b:<{value_width}}  {c}".rstrip() for a, b, c in rows]
+    if "unavailable" in onnx:
+        lines.append(f"onnxruntime: not measured: {onnx['unavailable']}")
+    else:
+        lines.append(f"onnxruntime: largest difference from torch {onnx['max_abs_difference']:.2e}")
+    return "\n".join(lines)

@@ -182,6 +182,26 @@ def serve(
 
 @app.command()
 @friendly_errors
+@one_at_a_time
+def export(model_dir: ModelOption = MODEL_DIR) -> None:
+    """Export the trained model to ONNX (models/onnx) and compare it with PyTorch on the test
+    split; `serve.runtime: onnx` in params.yaml serves it with onnxruntime."""
+    from .config import ONNX_DIR
+    from .data import load_prepared
+    from .export import ONNX_FILE, require_exportable
+    from .export import export as export_model
+    from .predict import Predictor
+
+    require_exportable()  # before loading anything
+    source = export_model(Predictor(model_dir), load_prepared()["test"])
+    typer.echo(
+        f"exported {ONNX_DIR / ONNX_FILE}: largest difference from PyTorch on "
+        f"{source['test_inputs']} test inputs: {source['max_abs_difference']:.2e}"
+    )
+
+
+@app.command()
+@friendly_errors
 def reproduce(
     run_id: Annotated[str, typer.Argument(help="The MLflow run to make again.")],
     tolerance: Annotated[

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -22,6 +22,8 @@ PARAMS_FILE = Path("params.yaml")
 PREPARED_DIR = Path("data/prepared")
 EXAMPLES_DIR = Path("data/examples")
 MODEL_DIR = Path("models/model")
+# `export` writes the ONNX graph of models/model here (export.py).
+ONNX_DIR = Path("models/onnx")
 METRICS_FILE = Path("metrics.json")
 BENCH_FILE = Path("bench.json")
 # Where `predict` writes what it synthesizes (text to speech).
@@ -73,6 +75,9 @@ class ServeParams(Section):
     max_wait_ms: float = Field(ge=0)
     # Inputs waiting beyond this answer 503 (with Retry-After) instead of queueing without bound.
     max_queue: int = Field(ge=1)
+    # The model call: PyTorch, or the ONNX graph `export` wrote, run by onnxruntime. A default, so
+    # a params.yaml from before the switch still loads.
+    runtime: Literal["torch", "onnx"] = "torch"
 
 
 class Params(Section):

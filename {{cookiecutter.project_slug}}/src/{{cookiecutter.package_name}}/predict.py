@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from .config import MODEL_DIR
+from .config import MODEL_DIR, ONNX_DIR
 from .errors import FlywheelError
 from .tasks import task
 
@@ -23,12 +23,21 @@ def require_model(model_dir: Path) -> dict[str, Any]:
 class Predictor:
     """Loads a saved model once; turns raw inputs (text, or file bytes) into predictions."""
 
-    def __init__(self, model_dir: Path = MODEL_DIR) -> None:
+    def __init__(
+        self, model_dir: Path = MODEL_DIR, runtime: str = "torch", onnx_dir: Path = ONNX_DIR
+    ) -> None:
         self.manifest = require_model(model_dir)
         self.model_dir = model_dir
+        self.runtime = runtime
         self.processor, self.model = task.load(model_dir)
         self.model.eval()
         self.collate = task.collator(self.processor)
+        # The model call: PyTorch, or its exported ONNX graph (`export`) with onnxruntime.
+        self.call = self.model
+        if runtime == "onnx":
+            from .export import load
+
+            self.call = load(model_dir, self.manifest, self.model.config, onnx_dir)
 
     def features(self, raw_inputs: list[Any]) -> dict[str, Any]:
         """The tensors the model sees: `task.preprocess` and the collator, as in training."""
@@ -42,7 +51,7 @@ class Predictor:
 
         batch = self.features(raw_inputs)
         with torch.inference_mode():
-            outputs = self.model(**batch)
+            outputs = self.call(**batch)
         return task.postprocess(self.processor, self.model, outputs)
 
 

@@ -59,7 +59,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state["predictor"] = predictor if predictor is not None else Predictor(model_dir)
+        state["predictor"] = (
+            predictor if predictor is not None else Predictor(model_dir, serving.runtime)
+        )
         state["batcher"] = Batcher(
             state["predictor"].predict,
             serving.max_batch_size,
@@ -92,6 +94,8 @@ def create_app(
             # Which trained model answers: its MLflow run and the checksum of its files.
             "run_id": manifest["run_id"],
             "checksum": manifest["checksum"],
+            # What runs the model: torch, or onnx (the exported graph, onnxruntime).
+            "runtime": state["predictor"].runtime,
         }
 
     if task.INPUT_KIND == "text":
@@ -137,5 +141,5 @@ def run(host: str, port: int, model_dir: Path, serving: ServeParams) -> None:
 
     # Loaded (and its files checked) before the server starts: a problem is one line, not a
     # traceback from the server's start-up.
-    predictor = Predictor(model_dir)
+    predictor = Predictor(model_dir, serving.runtime)
     uvicorn.run(create_app(model_dir, predictor, serving), host=host, port=port)

@@ -23,6 +23,8 @@ class Task(Protocol):
     ACCEPTED_INPUT: str
     # What the model predicts: a class from a fixed set, free text, or speech (a waveform).
     TARGET: Literal["class", "transcript", "speech"]
+    # Why `export` cannot write the model as ONNX (said in the error), or None where it can.
+    WHY_NO_ONNX: str | None
     # The files `report` writes into the evaluation plots folder, beside the baselines.
     REPORT_FILES: tuple[str, ...]
     # Packages the task's code needs beyond the shared stack (pyproject.toml lists them too); a

@@ -25,6 +25,7 @@ from ..schema import DataSource, Section
 INPUT_KIND = "image"
 ACCEPTED_INPUT = "a PNG, JPEG or other image file"
 TARGET = "class"
+WHY_NO_ONNX = None  # `export` writes its ONNX graph
 REQUIREMENTS = ("pillow",)
 REPORT_FILES = classification.REPORT_FILES
 from_hub = classification.from_hub

@@ -26,6 +26,7 @@ from ..schema import DataSource, Section
 INPUT_KIND = "text"
 ACCEPTED_INPUT = "non-blank text"
 TARGET = "class"
+WHY_NO_ONNX = None  # `export` writes its ONNX graph
 REQUIREMENTS = ()
 REPORT_FILES = classification.REPORT_FILES
 from_hub = classification.from_hub

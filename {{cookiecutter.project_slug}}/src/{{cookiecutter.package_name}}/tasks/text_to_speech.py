@@ -30,6 +30,11 @@ from ..schema import DataSource, Judging, Section
 INPUT_KIND = "text"
 ACCEPTED_INPUT = "non-blank text"
 TARGET = "speech"
+WHY_NO_ONNX = (
+    "the number of frames it speaks comes from the durations it predicts, counted out in Python "
+    "(SpeechT5 generates frame by frame until it decides to stop), so a traced graph would fix "
+    "every answer at the length of the example it was traced with"
+)
 REQUIREMENTS = ("soundfile", "sentencepiece")
 REPORT_FILES = ("spectrograms.png", "synthesized/metadata.csv")
 # Every model here reads and writes SpeechT5's log10-mel frames (80 bands, a frame every 16 ms),
