@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +45,28 @@ def bake_with_copier(template: Path, answers: dict[str, str], out: Path) -> None
     bake_copier(template, answers, out / "project")
 
 
+def bake_with_cookiecutter_cli(template: Path, answers: dict[str, str], out: Path) -> None:
+    """The command a user types, Python start-up included."""
+    cli_bake(template, out)
+
+
+def bake_with_cookiecutter_cli_no_hooks(template: Path, answers: dict[str, str], out: Path) -> None:
+    """The same tree with the hooks skipped: the difference is what the hooks cost."""
+    cli_bake(template, out, "--accept-hooks", "no")
+
+
+def cli_bake(template: Path, out: Path, *options: str) -> None:
+    cookiecutter_cli = Path(sys.executable).with_name("cookiecutter")
+    command = [str(cookiecutter_cli), "--no-input", "--output-dir", str(out), *options]
+    subprocess.run([*command, str(template)], check=True, capture_output=True)
+
+
 ENGINES = {"cookiecutter": bake_with_cookiecutter, "copier": bake_with_copier}
+# One bake of the default project per engine as a user runs it, and without the hooks.
+COMMANDS = {
+    "cookiecutter CLI": bake_with_cookiecutter_cli,
+    "cookiecutter CLI, hooks skipped": bake_with_cookiecutter_cli_no_hooks,
+}
 
 
 def timed(func, *args) -> float:
@@ -90,14 +112,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         template = snapshot_template(work / "template")
-        print(f"{'engine':<14}{'median bake (s)':>16}{'min (s)':>10}{'max (s)':>10}")
-        for engine, bake in ENGINES.items():
+        print(f"{'engine':<32}{'median bake (s)':>16}{'min (s)':>10}{'max (s)':>10}")
+        for engine, bake in {**ENGINES, **COMMANDS}.items():
+            folder = engine.replace(" ", "-").replace(",", "")
             times = [
-                timed(bake, template, {}, work / f"{engine}-single-{i}") for i in range(args.repeat)
+                timed(bake, template, {}, work / f"{folder}-single-{i}") for i in range(args.repeat)
             ]
-            print(
-                f"{engine:<14}{statistics.median(times):>16.3f}{min(times):>10.3f}{max(times):>10.3f}"
-            )
+            median, low, high = statistics.median(times), min(times), max(times)
+            print(f"{engine:<32}{median:>16.3f}{low:>10.3f}{high:>10.3f}")
 
         if args.first_model:
             first_model(template, work, args.first_model)

@@ -61,6 +61,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         threading.Thread(target=_build_project_env, daemon=True).start()
 
 
+# The order workers take test files in: the bakes first (they need no project environment, which
+# the controller builds meanwhile), then the long trainings, then the short checks, which fill in
+# at the end while the other worker finishes its last long test.
+FILE_ORDER = (
+    "test_bake_matrix.py",
+    "test_generated_project.py",
+    "test_pipeline.py",
+    "test_real_data.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return FILE_ORDER.index(name) if name in FILE_ORDER else len(FILE_ORDER)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "combination" in metafunc.fixturenames:
         full = metafunc.config.getoption("--full-matrix")

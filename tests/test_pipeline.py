@@ -3,7 +3,8 @@
 One flow per task, as a user meets it: the README's pipeline section as written, a param change
 that re-runs only what it affects, `dvc pull` into a fresh clone from the local DVC remote,
 `reproduce` of a run made two commits earlier (from the clone, so its data comes from the
-remote), and `reproduce` against altered data in the DVC cache.
+remote), `reproduce` against altered data in the DVC cache, and then, in the same prepared
+project, training under `torchrun` with 2 CPU processes (tests/scale_out.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from helpers import (
     tree_digest,
 )
 from project_env import env_with
+from scale_out import assert_trains_under_torchrun
 
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
 # trains the defaults). The pipeline runs with FIRST, then one param changes to SECOND.
@@ -57,7 +59,7 @@ def mlflow_run_id(output: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
-def test_pipeline_versions_and_reproduces(
+def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     task: str, template: Path, project_bin: Path, tmp_path: Path
 ) -> None:
     project = Baked(bake_copier(template, {"task": task}, tmp_path / "pipeline_demo"))
@@ -146,3 +148,6 @@ def test_pipeline_versions_and_reproduces(
         ["git", "worktree", "list"], cwd=project.path, capture_output=True, text=True, check=True
     )
     assert listed.stdout.count("\n") == 1
+
+    # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
+    assert_trains_under_torchrun(project, env, task)
