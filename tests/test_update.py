@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -130,6 +132,42 @@ def test_no_file_of_an_unselected_option_appeared(updated: tuple[Baked, str]) ->
     project, _ = updated
     for unselected in ("Dockerfile", ".dockerignore", "infra", "docs/telemetry.md"):
         assert not (project.path / unselected).exists(), unselected
+
+
+def test_no_rejected_hunk_is_left_and_the_project_still_collects(
+    updated: tuple[Baked, str], project_bin: Path
+) -> None:
+    project, _ = updated
+    assert not list(project.path.rglob("*.rej"))
+    env = env_with(project_bin, project.path)
+    collected = project.run("python", "-m", "pytest", "--collect-only", "-q", env=env)
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
+    assert re.search(r"^\d+ tests collected", collected.stdout, re.M), collected.stdout[-2000:]
+
+
+def test_the_drift_workflow_lists_the_conflict_for_its_pull_request(
+    updated: tuple[Baked, str], tmp_path: Path
+) -> None:
+    """The weekly workflow's own step, run as GitHub runs it, on the updated project: the
+    conflicted file goes into the pull request's description instead of failing the job."""
+    project, _ = updated
+    workflow = yaml.safe_load(project.text(".github/workflows/template-drift.yml"))
+    [step] = [step for step in workflow["jobs"]["update"]["steps"] if step.get("id") == "conflicts"]
+    output = tmp_path / "github_output"
+    run = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=project.path,
+        env={**os.environ, "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert output.read_text(encoding="utf-8").splitlines() == [
+        "files<<CONFLICTS",
+        "./README.md",
+        "CONFLICTS",
+    ]
 
 
 # main before the real-data change reshaped params.yaml and the task modules: a project baked
