@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import TEMPLATE_DIR_NAME, TEMPLATE_ROOT
@@ -64,3 +65,42 @@ def test_one_uv_release_everywhere() -> None:
         found[path] = re.findall(pattern, (TEMPLATE_ROOT / path).read_text(encoding="utf-8"), re.M)
     assert all(len(versions) == 1 for versions in found.values()), found
     assert len({versions[0] for versions in found.values()}) == 1, found
+
+
+GROUPED = """
+import pytest
+
+@pytest.mark.xdist_group("together")
+@pytest.mark.parametrize("n", range(4))
+def test_grouped(n):
+    pass
+"""
+
+
+def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path: Path) -> None:
+    """The suite relies on `--dist loadgroup` (the speech projects, the real-data corpus, the text
+    project's README sections): a pytest or pytest-xdist that breaks it fails here, not as a slow
+    suite."""
+    (tmp_path / "test_grouped.py").write_text(GROUPED, encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "--dist",
+            "loadgroup",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    workers = re.findall(r"^\[(gw\d+)\] .*PASSED", result.stdout, re.M)
+    assert len(workers) == 4 and len(set(workers)) == 1, result.stdout
