@@ -166,17 +166,17 @@ def runtime_measurements(
     }
 
 
-def onnx_measurements(model_dir: Path, measure: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    """The same measurements with the model exported to ONNX (in a scratch folder) and run by
-    onnxruntime, or why the task has no export."""
+def onnx_measurements(predictor: Any, measure: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The same measurements with the PyTorch `predictor`'s model exported to ONNX (in a scratch
+    folder) and run by onnxruntime, or why the task has no export."""
     from .export import export
     from .predict import Predictor
 
     if task.WHY_NO_ONNX:
         return {"unavailable": task.WHY_NO_ONNX}
     with tempfile.TemporaryDirectory() as scratch:
-        source = export(Predictor(model_dir), load_prepared()["test"], Path(scratch))
-        onnx = Predictor(model_dir, "onnx", onnx_dir=Path(scratch))
+        source = export(predictor, load_prepared()["test"], Path(scratch))
+        onnx = Predictor(predictor.model_dir, "onnx", onnx_dir=Path(scratch))
         return {"max_abs_difference": source["max_abs_difference"], **measure(onnx)}
 
 
@@ -223,6 +223,7 @@ def bench(
     from .predict import Predictor
 
     example = task.example_input(load_prepared()["test"])
+    with_torch = Predictor(model_dir)
 
     def measure(predictor: Any) -> dict[str, Any]:
         return runtime_measurements(
@@ -232,8 +233,8 @@ def bench(
     results = {
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         # PyTorch, the runtime `serve` uses by default (`serve.runtime` in params.yaml).
-        **measure(Predictor(model_dir)),
-        "onnx": onnx_measurements(model_dir, measure),
+        **measure(with_torch),
+        "onnx": onnx_measurements(with_torch, measure),
         "model_size_mb": model_size_mb(model_dir),
         "train_samples_per_second": train_throughput(params, train_steps),
     }

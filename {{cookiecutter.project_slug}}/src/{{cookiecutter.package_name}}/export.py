@@ -35,21 +35,19 @@ def require_exportable() -> None:
         )
 
 
-class _LogitsOnly:
+def _logits_only(model: Any, names: list[str]) -> Any:
     """The model's call with positional tensors and one output, as the exporter traces it."""
+    import torch
 
-    def __new__(cls, model: Any, names: list[str]) -> Any:
-        import torch
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class LogitsOnly(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, tensors, strict=True))).logits
 
-            def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-                return self.model(**dict(zip(names, tensors, strict=True))).logits
-
-        return LogitsOnly().eval()
+    return LogitsOnly().eval()
 
 
 def _varying_axes(shortest: dict[str, Any], longest: dict[str, Any]) -> dict[str, dict[int, str]]:
@@ -85,7 +83,7 @@ def export(predictor: Any, test: Any, out_dir: Path = ONNX_DIR) -> dict[str, Any
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LogitsOnly(predictor.model, names),
+            _logits_only(predictor.model, names),
             tuple(longest[name] for name in names),
             str(path),
             input_names=names,
