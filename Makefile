@@ -16,6 +16,8 @@ help: ## List the available commands
 # sudo -n) where it is missing; elsewhere install it yourself, or those tests fail naming it.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
+# Only the dependencies go in: the template is not a package, and an editable install's .pth
+# import would slow every Python start, the bake hooks' included.
 $(BIN)/.installed: pyproject.toml
 	command -v espeak-ng >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 \
 		|| $(SUDO) apt-get install -y -qq espeak-ng >/dev/null \
@@ -23,7 +25,7 @@ $(BIN)/.installed: pyproject.toml
 		|| echo "warning: espeak-ng could not be installed: the real-data tests need it" >&2
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r pyproject.toml --extra dev
 	touch $@
 
 setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools; install espeak-ng

@@ -69,7 +69,7 @@ def test_exclude_rules_render_from_answers() -> None:
     assert "/src/*/tasks/speech_recognition.py" not in patterns
 
 
-def test_prune_removes_matches_and_keeps_the_rest(tmp_path: Path) -> None:
+def test_excluded_paths_lists_matches_outermost_only(tmp_path: Path) -> None:
     for name in [
         "Dockerfile",
         "infra/terraform/main.tf",
@@ -78,11 +78,8 @@ def test_prune_removes_matches_and_keeps_the_rest(tmp_path: Path) -> None:
     ]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
-    removed = flywheel_hooks.prune(tmp_path, ["/Dockerfile", "/infra", "__pycache__"])
-    assert sorted(removed) == ["Dockerfile", "infra", "src/pkg/__pycache__"]
-    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == [
-        "src/pkg/cli.py"
-    ]
+    excluded = flywheel_hooks.excluded_paths(tmp_path, ["/Dockerfile", "/infra", "__pycache__"])
+    assert excluded == ["Dockerfile", "infra", "src/pkg/__pycache__"]
 
 
 def test_validation_errors_name_every_bad_field() -> None:
@@ -124,5 +121,6 @@ def test_answers_text_is_copier_yaml_with_header() -> None:
 
 def test_src_path_is_absolute_for_local_templates_and_as_typed_for_urls(tmp_path: Path) -> None:
     assert flywheel_hooks.src_path_for(str(tmp_path), tmp_path) == str(tmp_path)
-    url = "gh:example/ml-flywheel"
-    assert flywheel_hooks.src_path_for(url, tmp_path) == url
+    assert flywheel_hooks.src_path_for("../relative/template", tmp_path) == str(tmp_path)
+    for url in ["gh:example/ml-flywheel", "https://github.com/example/ml-flywheel.git"]:
+        assert flywheel_hooks.src_path_for(url, tmp_path) == url

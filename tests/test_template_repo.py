@@ -67,6 +67,29 @@ def test_one_uv_release_everywhere() -> None:
     assert len({versions[0] for versions in found.values()}) == 1, found
 
 
+def test_copy_without_render_lists_exactly_the_files_without_jinja() -> None:
+    """Cookiecutter copies the files in `_copy_without_render` instead of compiling them (a tenth
+    of a bake). Copier renders every file, so a listed file that gains Jinja would bake
+    differently under the two engines, and an unlisted plain file only costs time."""
+    from helpers import cookiecutter_json
+
+    project = TEMPLATE_ROOT / TEMPLATE_DIR_NAME
+    without_jinja = {
+        path.relative_to(project).as_posix()
+        for path in project.rglob("*")
+        if path.is_file()
+        and not re.search(r"\{[{%#]", path.read_text(encoding="utf-8"))
+        and not re.search(
+            r"\{[{%#]",
+            path.relative_to(project).as_posix().replace("{{cookiecutter.package_name}}", ""),
+        )
+    }
+    listed = cookiecutter_json()["_copy_without_render"]
+    assert listed == sorted(listed), "keep _copy_without_render sorted"
+    assert not set(listed) - without_jinja, "listed, but holds Jinja (or is gone): remove it"
+    assert not without_jinja - set(listed), "plain files to add to _copy_without_render"
+
+
 GROUPED = """
 import pytest
 
