@@ -44,6 +44,7 @@ SHARED_MODULES = [
     "evaluate.py",
     "export.py",
     "gate.py",
+    "gc_pause.py",
     "pipeline.py",
     "plots.py",
     "predict.py",
@@ -82,6 +83,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_fuzz.py",
         "tests/test_gate.py",
         "tests/test_serve.py",
+        "tests/test_startup.py",
         "tests/test_task_contract.py",
         "tests/test_train.py",
     }

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import __version__
+from . import __version__, gc_pause, tracking
 from .config import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
 from .errors import FlywheelError
 from .project import MODALITY, TASK
@@ -122,6 +122,7 @@ def train(
     config = load_params(params)
     if prepare_first:
         _prepare(config)
+    tracking.create_store_in_background()  # while the training libraries load
     result = train_model(config)
     if result.run_id:
         typer.echo(f"test metrics: {json.dumps(result.metrics)}")
@@ -265,6 +266,7 @@ def entry_point(args: list[str] | None = None) -> int:
         from click import exceptions as usage
 
     prog = "{{ cookiecutter.package_name }}"
+    gc_pause.pause()  # the heavy imports come next; training and serving resume it themselves
     try:
         code = app(args=args, prog_name=prog, standalone_mode=False)
     # click before 8.2 prints the help itself when no verb is given.
@@ -282,4 +284,6 @@ def entry_point(args: list[str] | None = None) -> int:
     except typer.Abort:
         typer.secho("error: aborted", err=True, fg=typer.colors.RED)
         return 130
+    finally:
+        gc_pause.resume(freeze=False)  # a caller in the same process gets its collector back
     return code if isinstance(code, int) else 0

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import plots
+from . import gc_pause, plots
 from .baselines import score_baselines
 from .config import EVALUATE_PLOTS_DIR, METRICS_FILE, MODEL_DIR, Params
 from .data import encode, load_prepared
@@ -31,6 +31,7 @@ def evaluate_model(
     with tempfile.TemporaryDirectory() as scratch:
         args = trainer_arguments(params.train, scratch, speed_ups=False, disable_tqdm=True)
         evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
+        gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
         prediction = evaluator.predict(encode(test, processor))
     return score(processor, model, prediction, test, plots_dir, metrics_file, baselines)
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
-from . import __version__
+from . import __version__, gc_pause
 from .batching import Batcher, Overloaded
 from .config import MODEL_DIR, ServeParams, load_params
 from .errors import FlywheelError, InputTooLarge
@@ -62,6 +62,7 @@ def create_app(
         state["predictor"] = (
             predictor if predictor is not None else Predictor(model_dir, serving.runtime)
         )
+        gc_pause.resume()  # a long-running server collects as usual once the model is loaded
         state["batcher"] = Batcher(
             state["predictor"].predict,
             serving.max_batch_size,

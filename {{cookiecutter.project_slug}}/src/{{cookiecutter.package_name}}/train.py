@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import plots, tracking
+from . import gc_pause, plots, tracking
 from .baselines import flat, score_baselines
 from .checksums import write_manifest
 from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
@@ -20,6 +20,10 @@ from .data import build_model, data_hash, encode, load_prepared
 from .device import trainer_arguments
 from .evaluate import score
 from .tasks import task
+from .tasks.contract import augments_batches
+
+# The column that marks training rows for a collator altering batches (never given to the model).
+TRAINING_ROW = "_training_row"
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,19 @@ def _epoch_logger():
 
 
 def _collator(processor: Any, augment: Any) -> Any:
-    """The task's collator; with augmentation, raw training rows are first altered and encoded
-    (one preprocessing call per batch, not per example)."""
+    """The task's collator; with augmentation, training batches are altered too: raw rows before
+    they are encoded (one preprocessing call per batch, not per example), or collated tensors."""
     collate = task.collator(processor)
     if augment is None:
         return collate
+    if augments_batches(augment):
+
+        def collate_and_alter(rows: list[dict[str, Any]]) -> Any:
+            marks = [row.pop(TRAINING_ROW, False) for row in rows]  # the model never sees it
+            batch = collate(rows)
+            return augment(batch) if all(marks) else batch
+
+        return collate_and_alter
     to_features = task.training_features(processor)
 
     def alter_and_collate(rows: list[dict[str, Any]]) -> Any:
@@ -64,6 +76,21 @@ def _collator(processor: Any, augment: Any) -> Any:
         )
 
     return alter_and_collate
+
+
+def _training_features(splits: dict[str, Any], processor: Any, augment: Any) -> dict[str, Any]:
+    """Every split encoded once, except a training split whose raw rows an augmentation alters
+    (the collator encodes each altered batch, so every epoch sees new copies). Training rows
+    altered as tensors carry a mark that tells the collator so."""
+    features = {}
+    for name, split in splits.items():
+        if name == "train" and augment is not None and not augments_batches(augment):
+            features[name] = split
+            continue
+        features[name] = encode(split, processor)
+        if name == "train" and augment is not None:
+            features[name] = features[name].add_column(TRAINING_ROW, [True] * len(split))
+    return features
 
 
 def _early_stopping(patience: int | None) -> list[Any]:
@@ -112,12 +139,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     splits = load_prepared()
     processor, model = build_model(params, splits["train"])
     augment = task.augmentation(params)
-    # With augmentation the training rows stay raw: the collator alters and encodes each batch,
-    # so every epoch sees new copies.
-    features = {
-        name: split if name == "train" and augment is not None else encode(split, processor)
-        for name, split in splits.items()
-    }
+    features = _training_features(splits, processor, augment)
     tags = tracking.lineage_tags(data_hash())
 
     with (
@@ -153,6 +175,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             compute_metrics=task.compute_metrics(processor),
             callbacks=[_epoch_logger(), *_early_stopping(params.train.early_stopping_patience)],
         )
+        gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
         trainer.train()
         # Every process takes part: under DDP each scores a shard and the predictions are
         # gathered, in order, on all of them.

@@ -21,6 +21,7 @@ from .. import classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
+from .contract import alters_batches
 
 INPUT_KIND = "image"
 ACCEPTED_INPUT = "a PNG, JPEG or other image file"
@@ -166,35 +167,55 @@ def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
 
 
 def augmentation(params: Any):
-    """A function that returns randomly altered copies of training images (None: no changes).
+    """A function that alters a batch of training images (None: no changes): a random rotation
+    (up to 10 degrees), a crop of 80-100% of each side, contrast and brightness (up to 20%), and a
+    mirror image if `data.horizontal_flip`, new for every batch.
 
-    Drawn from a generator seeded with `seed`, so the same run makes the same copies."""
-    import numpy as np
-    from PIL import Image, ImageEnhance
+    It works on the collated pixel values, a few tensor operations for the whole batch: the same
+    changes made image by image with Pillow before the image processor took a fifth of a CPU
+    run. Drawn from a generator seeded with `seed`, so the same run makes the same copies."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
 
     if not params.data.augment:
         return None
-    rng = np.random.default_rng(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+    flip = params.data.horizontal_flip
 
-    def alter(image: Any) -> Any:
-        image = image.convert("RGB")
-        width, height = image.size
-        background = image.getpixel((0, 0))
-        image = image.rotate(
-            rng.uniform(-10, 10), resample=Image.Resampling.BILINEAR, fillcolor=background
+    def uniform(size: int, low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(size, generator=generator)
+
+    @alters_batches
+    def alter(batch: dict[str, Any]) -> dict[str, Any]:
+        pixels = batch["pixel_values"]
+        n = pixels.shape[0]
+        angle = uniform(n, -10, 10) * math.pi / 180
+        scale = uniform(n, 0.8, 1.0)  # the crop's side: the model sees it at full size
+        # The crop lies anywhere inside the image: its centre moves at most the margin left.
+        shift_x, shift_y = uniform(n, -1, 1) * (1 - scale), uniform(n, -1, 1) * (1 - scale)
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if flip else 1.0
+        theta = torch.stack(
+            [
+                torch.stack([cos * mirror, -sin, shift_x], dim=1),
+                torch.stack([sin * mirror, cos, shift_y], dim=1),
+            ],
+            dim=1,
         )
-        scale = rng.uniform(0.8, 1.0)
-        crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))
-        left = rng.integers(0, width - crop_w + 1)
-        top = rng.integers(0, height - crop_h + 1)
-        image = image.crop((left, top, left + crop_w, top + crop_h))
-        image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
-        image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.2))
-        if params.data.horizontal_flip and rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return image
+        grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
+        # Corners uncovered by a rotation repeat the edge: the background, in most pictures.
+        altered = F.grid_sample(pixels, grid, padding_mode="border", align_corners=False)
+        # Contrast around each image's mean and brightness in units of its spread: both mean the
+        # same whatever normalisation the image processor applied.
+        mean = altered.mean(dim=(1, 2, 3), keepdim=True)
+        spread = altered.std(dim=(1, 2, 3), keepdim=True)
+        contrast = uniform(n, 0.8, 1.2).view(n, 1, 1, 1)
+        brightness = uniform(n, -0.2, 0.2).view(n, 1, 1, 1)
+        return {**batch, "pixel_values": mean + contrast * (altered - mean) + brightness * spread}
 
-    return lambda images: [alter(image) for image in images]
+    return alter
 
 
 def training_features(processor: Any):
