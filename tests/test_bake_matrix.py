@@ -45,6 +45,7 @@ SHARED_MODULES = [
     "export.py",
     "gate.py",
     "gc_pause.py",
+    "loadgen.py",
     "pipeline.py",
     "plots.py",
     "predict.py",

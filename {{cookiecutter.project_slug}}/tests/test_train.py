@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from answers import same_prediction
+from {{ cookiecutter.package_name }} import tracking
 from {{ cookiecutter.package_name }}.baselines import margin, shortfall
 from {{ cookiecutter.package_name }}.config import (
     EVALUATE_PLOTS_DIR,
@@ -18,7 +19,9 @@ from {{ cookiecutter.package_name }}.config import (
 )
 from {{ cookiecutter.package_name }}.data import label_names, load_prepared
 from {{ cookiecutter.package_name }}.evaluate import evaluate_model
+from {{ cookiecutter.package_name }}.pipeline import file_md5
 from {{ cookiecutter.package_name }}.predict import Predictor, to_model_input
+from {{ cookiecutter.package_name }}.project import TASK
 from {{ cookiecutter.package_name }}.tasks import task
 from {{ cookiecutter.package_name }}.train import train
 
@@ -102,6 +105,38 @@ def test_the_mlflow_run_holds_params_metrics_tags_and_model(trained) -> None:
     }
     assert "plots/train/loss_curve.png" in artifacts
     assert {f"plots/evaluate/{name}" for name in task.REPORT_FILES} <= artifacts
+
+
+def test_the_run_shows_its_datasets_name_and_model_scores_in_mlflow(trained) -> None:
+    """What the MLflow UI shows without reading tags: the Datasets panel, a telling run name,
+    and the test scores on the logged model's page."""
+    client = mlflow.MlflowClient()
+    run = client.get_run(trained.result.run_id)
+    inputs = {
+        entry.dataset.name: (entry.dataset.digest, {tag.key: tag.value for tag in entry.tags})
+        for entry in run.inputs.dataset_inputs
+    }
+    prepared = trained.workspace / PREPARED_DIR
+    for split, context in tracking.DATASET_CONTEXTS.items():
+        digest, tags = inputs[f"{tracking.EXPERIMENT}-{split}"]
+        # The MD5 DVC records for the file: dvc.lock and the DVC cache find the same bytes.
+        assert digest == file_md5(prepared / f"{split}.parquet")
+        assert tags["mlflow.data.context"] == context
+    assert run.info.run_name.startswith(f"train {TASK} @ ")
+    model = client.get_logged_model(run.outputs.model_outputs[0].model_id)
+    on_model = {metric.key: metric.value for metric in model.metrics}
+    primary = task.JUDGING.primary_metric
+    assert on_model[f"test_{primary}"] == pytest.approx(trained.result.metrics[primary])
+
+
+def test_a_run_is_named_by_what_changed_since_the_latest() -> None:
+    params = {"train.epochs": 3, "train.learning_rate": 0.001, "seed": 1}
+    first = tracking.run_name("train", params, None)
+    assert first.startswith(f"train {TASK} @ ") and ":" not in first
+    previous = {"train.epochs": "3", "train.learning_rate": "0.002", "seed": "1"}
+    assert tracking.run_name("train", params, previous) == f"{first}: train.learning_rate=0.001"
+    many = {f"p{i}": i for i in range(5)}
+    assert tracking.run_name("train", many, {}).endswith(": p0=0, p1=1, p2=2 (+2 more)")
 
 
 def test_the_saved_and_logged_models_predict_as_in_memory(trained) -> None:

@@ -230,7 +230,7 @@ def bench(
     train_steps: Annotated[int, typer.Option(help="Steps of the throughput run.", min=1)] = 20,
     load_requests: Annotated[
         int, typer.Option(help="Requests per load run (1 and 32 clients).", min=10)
-    ] = 400,
+    ] = 1000,
 ) -> None:
     """Measure latency, load, memory, model size and training throughput; write bench.json."""
     from .bench import bench as run_bench

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FlywheelError
+from .project import TASK
 from .tasks import task
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -132,7 +133,7 @@ def lineage_tags(data_hash: str) -> dict[str, str]:
         "lineage.python": platform.python_version(),
         "lineage.torch": torch.__version__,
         "lineage.transformers": transformers.__version__,
-        "task": "{{ cookiecutter.task }}",
+        "task": TASK,
         **dvc_tags(data_hash),
     }
     if os.environ.get(REPRODUCES_VARIABLE):
@@ -160,9 +161,76 @@ def check_reachable(uri: str) -> None:
         ) from None
 
 
+# Each prepared split as MLflow names the role of a dataset input.
+DATASET_CONTEXTS = {"train": "training", "validation": "validation", "test": "testing"}
+# How many differing parameters a run's name lists before it says how many more there are.
+NAME_PARAMS = 3
+
+
+def run_name(kind: str, params: dict[str, Any], previous: dict[str, str] | None) -> str:
+    """A name people can tell runs apart by in the MLflow UI: the kind and the task, the code's
+    commit, and the parameters that differ from the experiment's latest run."""
+    commit = (_git("rev-parse", "--short", "HEAD") or "no-git")[:12]
+    name = f"{kind} {TASK} @ {commit}"
+    if previous is None:
+        return name
+    changed = [f"{key}={value}" for key, value in params.items() if previous.get(key) != str(value)]
+    if not changed:
+        return name
+    shown = ", ".join(changed[:NAME_PARAMS])
+    more = f" (+{len(changed) - NAME_PARAMS} more)" if len(changed) > NAME_PARAMS else ""
+    return f"{name}: {shown}{more}"[:250]
+
+
+def _latest_params() -> dict[str, str] | None:
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_names=[EXPERIMENT],
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    return runs[0].data.params if runs else None
+
+
+def _dataset_source(source: str) -> Any:
+    """Where the data came from, as an MLflow dataset source (the UI shows it by the dataset)."""
+    if source.startswith("hf:"):
+        from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+        return HuggingFaceDatasetSource(path=source.removeprefix("hf:"))
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    if source == "embedded":
+        return CodeDatasetSource({"data.source": "embedded: made offline by `prepare`"})
+    return CodeDatasetSource({"data.source": str(Path(source).resolve())})
+
+
+def log_datasets(source: str, prepared_dir: Path) -> dict[str, Any]:
+    """The prepared splits as the run's dataset inputs: named `<project>-<split>`, digested by
+    the MD5 that DVC records for the file (so `dvc.lock` and the DVC cache find it), with the
+    source params.yaml named. Returns them by split, to attach metrics to."""
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from .pipeline import file_md5
+
+    datasets = {}
+    for split, context in DATASET_CONTEXTS.items():
+        path = prepared_dir / f"{split}.parquet"
+        dataset = MetaDataset(
+            _dataset_source(source), name=f"{EXPERIMENT}-{split}", digest=file_md5(path)
+        )
+        mlflow.log_input(dataset, context=context)
+        datasets[split] = dataset
+    return datasets
+
+
 @contextmanager
-def tracked_run(run_name: str, params: dict[str, Any], tags: dict[str, str]) -> Iterator[Any]:
-    """An MLflow run with the params and lineage tags logged; nothing on non-zero ranks."""
+def tracked_run(kind: str, params: dict[str, Any], tags: dict[str, str]) -> Iterator[Any]:
+    """An MLflow run with the params and lineage tags logged; nothing on non-zero ranks. Named
+    by `run_name`."""
     if not is_main_process():
         yield None
         return
@@ -180,7 +248,7 @@ def tracked_run(run_name: str, params: dict[str, Any], tags: dict[str, str]) -> 
             f"MLflow tracking at {uri} is unreachable ({reason}): start the server "
             "(make mlflow-server) or unset MLFLOW_TRACKING_URI to track locally"
         ) from None
-    with mlflow.start_run(run_name=run_name) as run:
+    with mlflow.start_run(run_name=run_name(kind, params, _latest_params())) as run:
         mlflow.log_params(params)
         mlflow.set_tags(tags)
         yield run

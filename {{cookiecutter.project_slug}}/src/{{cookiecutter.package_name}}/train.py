@@ -15,7 +15,7 @@ from typing import Any
 from . import gc_pause, plots, tracking
 from .baselines import flat, score_baselines
 from .checksums import write_manifest
-from .config import MODEL_DIR, TRAIN_PLOTS_DIR, Params
+from .config import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR, Params
 from .data import build_model, data_hash, encode, load_prepared
 from .device import trainer_arguments
 from .evaluate import score
@@ -191,7 +191,11 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         test_plots = Path(scratch) / "evaluate"
         baselines = score_baselines(splits["train"], splits["test"])
         metrics = score(processor, model, prediction, splits["test"], test_plots, None, baselines)
-        model_uri = _log_to_mlflow(metrics, model_dir, splits["test"], test_plots) if run else None
+        model_uri = (
+            _log_to_mlflow(metrics, model_dir, splits["test"], test_plots, params.data.source)
+            if run
+            else None
+        )
     return TrainResult(
         metrics=metrics,
         run_id=run.info.run_id if run else None,
@@ -200,17 +204,16 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     )
 
 
-def _log_to_mlflow(metrics: dict[str, Any], model_dir: Path, test: Any, test_plots: Path) -> str:
+def _log_to_mlflow(
+    metrics: dict[str, Any], model_dir: Path, test: Any, test_plots: Path, source: str
+) -> str:
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
     from .predict import Predictor, mlflow_model_class, to_model_input
 
-    scores = {key: value for key, value in metrics.items() if key != "baselines"}
-    mlflow.log_metrics(
-        {f"test_{name}": value for name, value in scores.items()} | flat(metrics["baselines"])
-    )
+    datasets = tracking.log_datasets(source, PREPARED_DIR)
     mlflow.log_artifacts(str(TRAIN_PLOTS_DIR), artifact_path="plots/train")
     mlflow.log_artifacts(str(test_plots), artifact_path="plots/evaluate")
     example_raw = task.example_input(test)
@@ -226,4 +229,11 @@ def _log_to_mlflow(metrics: dict[str, Any], model_dir: Path, test: Any, test_plo
             signature=infer_signature(example, output),
             input_example=example,
         )
+    # Logged against the model and the test split too: the model's page shows its scores.
+    scores = {key: value for key, value in metrics.items() if key != "baselines"}
+    mlflow.log_metrics(
+        {f"test_{name}": value for name, value in scores.items()} | flat(metrics["baselines"]),
+        model_id=info.model_id,
+        dataset=datasets["test"],
+    )
     return info.model_uri

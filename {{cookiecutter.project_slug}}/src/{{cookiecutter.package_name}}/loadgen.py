@@ -1,0 +1,70 @@
+"""A loopback HTTP load client that `bench` and the tests run as a process of its own.
+
+Run as `python loadgen.py` with a JSON request on stdin (url, base64 body, content type, number
+of requests, clients, time limit); prints the latencies in milliseconds (null for an error) and
+the elapsed seconds as JSON. Standard library only: it starts in milliseconds and never shares
+the server's interpreter lock, as no real client does. Each client keeps its connection open
+between requests (HTTP/1.1 keep-alive), as `requests.Session`, httpx or a browser would.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import http.client
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+
+def load(
+    url: str, body: bytes, content_type: str, requests: int, clients: int, time_limit_s: float
+) -> dict[str, Any]:
+    target = urllib.parse.urlsplit(url)
+    headers = {"Content-Type": content_type}
+    local = threading.local()
+    stop_at = time.monotonic() + time_limit_s
+
+    def one(_: int) -> float | str | None:
+        if time.monotonic() > stop_at:
+            return "skipped"
+        start = time.perf_counter()
+        try:
+            if getattr(local, "connection", None) is None:
+                local.connection = http.client.HTTPConnection(
+                    target.hostname, target.port, timeout=60
+                )
+            local.connection.request("POST", target.path, body, headers)
+            response = local.connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):  # refused or broken: reconnect next time
+            local.connection = None
+            return None
+        if response.status != 200:
+            return None
+        return (time.perf_counter() - start) * 1000
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        results = [result for result in pool.map(one, range(requests)) if result != "skipped"]
+    return {"latencies_ms": results, "seconds": time.perf_counter() - start}
+
+
+def main() -> None:
+    spec = json.load(sys.stdin)
+    result = load(
+        spec["url"],
+        base64.b64decode(spec["body"]),
+        spec["content_type"],
+        spec["requests"],
+        spec["clients"],
+        spec["time_limit_s"],
+    )
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
