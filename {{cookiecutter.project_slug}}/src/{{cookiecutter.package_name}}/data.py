@@ -144,7 +144,35 @@ def label_names(split: Any) -> list[str]:
     return list(feature.names) if hasattr(feature, "names") else []
 
 
-def encode(split: Any, processor: Any) -> Any:
+class Rows:
+    """An encoded split held as columns of NumPy arrays: the Trainer's batch of rows by index.
+
+    Read through `datasets` instead (an Arrow query and a formatter for every batch), a batch of
+    32 small images took 3 ms to fetch, a fifth of each training step of the image model on CPU;
+    from these columns it takes microseconds. Rows are what `datasets` gave: dicts of arrays."""
+
+    def __init__(self, columns: dict[str, Any]) -> None:
+        self.columns = columns
+        self._length = len(next(iter(columns.values()))) if columns else 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {name: values[index] for name, values in self.columns.items()}
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        return [self[index] for index in indices]
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+    def with_column(self, name: str, values: Any) -> Rows:
+        return Rows({**self.columns, name: values})
+
+
+def encode(split: Any, processor: Any) -> Rows:
     """A split's model inputs and labels, computed once and kept in memory (no cache files)."""
     encoded = split.map(
         task.training_features(processor),
@@ -153,7 +181,8 @@ def encode(split: Any, processor: Any) -> Any:
         keep_in_memory=True,
         new_fingerprint=f"{split._fingerprint}-encoded",
     )
-    return _as_arrays(encoded).with_format("numpy")  # arrays collate faster than Python lists
+    # Arrays collate faster than Python lists: N-d columns read back as one array.
+    return Rows(_as_arrays(encoded).with_format("numpy")[:])
 
 
 def _as_arrays(encoded: Any) -> Any:

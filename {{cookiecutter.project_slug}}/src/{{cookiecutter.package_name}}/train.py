@@ -89,7 +89,7 @@ def _training_features(splits: dict[str, Any], processor: Any, augment: Any) -> 
             continue
         features[name] = encode(split, processor)
         if name == "train" and augment is not None:
-            features[name] = features[name].add_column(TRAINING_ROW, [True] * len(split))
+            features[name] = features[name].with_column(TRAINING_ROW, [True] * len(split))
     return features
 
 
