@@ -183,6 +183,22 @@ def serve(
 
 @app.command()
 @friendly_errors
+def card(
+    run: Annotated[
+        str | None, typer.Option(help="The MLflow run (default: the one that trained the model).")
+    ] = None,
+    model_dir: ModelOption = MODEL_DIR,
+) -> None:
+    """Write MODEL_CARD.md (Hugging Face model-card format) from a training run; log it there."""
+    from .card import trained_run_id, write_card
+
+    run_id = run or trained_run_id(model_dir)
+    path = write_card(run_id)
+    typer.echo(f"wrote {path} from run {run_id} (logged to the run); fill in its intended use")
+
+
+@app.command()
+@friendly_errors
 @one_at_a_time
 def export(model_dir: ModelOption = MODEL_DIR) -> None:
     """Export the trained model to ONNX (models/onnx) and compare it with PyTorch on the test

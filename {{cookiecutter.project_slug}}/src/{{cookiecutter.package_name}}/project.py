@@ -2,3 +2,4 @@
 
 TASK = "{{ cookiecutter.task }}"
 MODALITY = "{{ cookiecutter.__modality }}"
+LICENSE = "{{ cookiecutter.license }}"
