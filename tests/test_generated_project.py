@@ -293,6 +293,29 @@ def test_readme_export_section_works(projects: dict[str, Baked], project_bin: Pa
     assert source["checksum"] and source["test_inputs"] == int(shown[1])
 
 
+@pytest.mark.slow
+@TEXT
+def test_readme_model_card_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+    """`make card` as written, then with RUN=: the card of the run that trained the model."""
+    project = projects["text-classification"]
+    env = env_with(project_bin, project.path)
+    trained(project, env)
+    assert readme_commands(project.text("README.md"), "Model card") == [
+        "make card",
+        "make card RUN=<run id>",
+    ]
+    run = project.run("make", "card", env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    run_id = re.search(r"from run (\w+)", run.stdout)[1]
+    card = project.text("MODEL_CARD.md")
+    assert card.startswith("---\n") and f"make reproduce RUN={run_id}" in card
+    again = project.run("make", "card", f"RUN={run_id}", env=env)
+    assert again.returncode == 0 and f"from run {run_id}" in again.stdout, again.stderr[-3000:]
+    unknown = project.run("make", "card", "RUN=nope", env=env)
+    assert unknown.returncode != 0
+    assert "error: run nope is not in the MLflow store" in unknown.stderr
+
+
 BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\d.]+"
 
 
