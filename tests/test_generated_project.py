@@ -97,6 +97,15 @@ def trained(project: Baked, env: dict[str, str]) -> None:
         assert run.returncode == 0, run.stderr[-3000:]
 
 
+@pytest.fixture
+def trained_text(projects: dict[str, Baked], project_bin: Path) -> tuple[Baked, dict[str, str]]:
+    """The shared text project, trained once, and the environment its commands run in."""
+    project = projects["text-classification"]
+    env = env_with(project_bin, project.path)
+    trained(project, env)
+    return project, env
+
+
 # The recognizer's CER on the test utterances: the synthesizer's must be at most this...
 MAX_TRAINED_CER = 0.35
 # ...and the untrained synthesizer's at least this (its frames carry no letters).
@@ -172,11 +181,9 @@ def test_the_recognizer_understands_the_synthesizer(
 
 @pytest.mark.slow
 @TEXT
-def test_readme_serve_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+def test_readme_serve_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
     """`make serve` as written, and the README's curl line against it (on a free port)."""
-    project = projects["text-classification"]
-    env = env_with(project_bin, project.path)
-    trained(project, env)
+    project, env = trained_text
     port = free_port()
     [serve] = readme_commands(project.text("README.md"), "Serve")
     assert serve == "make serve"
@@ -279,11 +286,9 @@ def test_makefile_help_lists_every_readme_target(projects: dict[str, Baked]) -> 
 
 @pytest.mark.slow
 @TEXT
-def test_readme_export_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+def test_readme_export_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
     """`make export` as written: the ONNX graph, checked against PyTorch on the test split."""
-    project = projects["text-classification"]
-    env = env_with(project_bin, project.path)
-    trained(project, env)
+    project, env = trained_text
     assert readme_commands(project.text("README.md"), "Export to ONNX") == ["make export"]
     run = project.run("make", "export", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -295,11 +300,9 @@ def test_readme_export_section_works(projects: dict[str, Baked], project_bin: Pa
 
 @pytest.mark.slow
 @TEXT
-def test_readme_model_card_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+def test_readme_model_card_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
     """`make card` as written, then with RUN=: the card of the run that trained the model."""
-    project = projects["text-classification"]
-    env = env_with(project_bin, project.path)
-    trained(project, env)
+    project, env = trained_text
     assert readme_commands(project.text("README.md"), "Model card") == [
         "make card",
         "make card RUN=<run id>",
@@ -321,12 +324,10 @@ BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\
 
 @pytest.mark.slow
 @TEXT
-def test_readme_gate_section_works(projects: dict[str, Baked], project_bin: Path) -> None:
+def test_readme_gate_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
     """`make bench` and `make gate` as written. The budgets are set by the test, far above and
     far below anything measurable, so the verdicts do not depend on this machine's speed."""
-    project = projects["text-classification"]
-    env = env_with(project_bin, project.path)
-    trained(project, env)
+    project, env = trained_text
     assert readme_commands(project.text("README.md"), "Speed and size gates") == [
         "make bench",
         "make gate",
