@@ -167,11 +167,14 @@ DATASET_CONTEXTS = {"train": "training", "validation": "validation", "test": "te
 NAME_PARAMS = 3
 
 
-def run_name(kind: str, params: dict[str, Any], previous: dict[str, str] | None) -> str:
+def run_name(
+    kind: str, params: dict[str, Any], previous: dict[str, str] | None, commit: str | None = None
+) -> str:
     """A name people can tell runs apart by in the MLflow UI: the kind and the task, the code's
-    commit, and the parameters that differ from the experiment's latest run."""
-    commit = (_git("rev-parse", "--short", "HEAD") or "no-git")[:12]
-    name = f"{kind} {TASK} @ {commit}"
+    commit (as `lineage_tags` found it), and the parameters that differ from the experiment's
+    latest run."""
+    short = commit[:7] if commit and commit != "none" else "no-git"
+    name = f"{kind} {TASK} @ {short}"
     if previous is None:
         return name
     changed = [f"{key}={value}" for key, value in params.items() if previous.get(key) != str(value)]
@@ -216,12 +219,11 @@ def log_datasets(source: str, prepared_dir: Path) -> dict[str, Any]:
 
     from .pipeline import file_md5
 
+    origin = _dataset_source(source)
     datasets = {}
     for split, context in DATASET_CONTEXTS.items():
         path = prepared_dir / f"{split}.parquet"
-        dataset = MetaDataset(
-            _dataset_source(source), name=f"{EXPERIMENT}-{split}", digest=file_md5(path)
-        )
+        dataset = MetaDataset(origin, name=f"{EXPERIMENT}-{split}", digest=file_md5(path))
         mlflow.log_input(dataset, context=context)
         datasets[split] = dataset
     return datasets
@@ -248,7 +250,8 @@ def tracked_run(kind: str, params: dict[str, Any], tags: dict[str, str]) -> Iter
             f"MLflow tracking at {uri} is unreachable ({reason}): start the server "
             "(make mlflow-server) or unset MLFLOW_TRACKING_URI to track locally"
         ) from None
-    with mlflow.start_run(run_name=run_name(kind, params, _latest_params())) as run:
+    name = run_name(kind, params, _latest_params(), tags.get("lineage.git_commit"))
+    with mlflow.start_run(run_name=name) as run:
         mlflow.log_params(params)
         mlflow.set_tags(tags)
         yield run
