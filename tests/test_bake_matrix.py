@@ -36,6 +36,7 @@ SHARED_MODULES = [
     "batching.py",
     "bench.py",
     "card.py",
+    "checkpoints.py",
     "checksums.py",
     "cli.py",
     "config.py",
@@ -47,10 +48,13 @@ SHARED_MODULES = [
     "gate.py",
     "gc_pause.py",
     "loadgen.py",
+    "monitor.py",
+    "offline.py",
     "pipeline.py",
     "plots.py",
     "predict.py",
     "project.py",
+    "registry.py",
     "reproduce.py",
     "runlock.py",
     "schema.py",
@@ -59,6 +63,7 @@ SHARED_MODULES = [
     "tasks/contract.py",
     "tracking.py",
     "train.py",
+    "tune.py",
 ]
 
 
@@ -85,10 +90,15 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_data.py",
         "tests/test_fuzz.py",
         "tests/test_gate.py",
+        "tests/test_monitor.py",
+        "tests/test_outage.py",
+        "tests/test_registry.py",
+        "tests/test_resume.py",
         "tests/test_serve.py",
         "tests/test_startup.py",
         "tests/test_task_contract.py",
         "tests/test_train.py",
+        "tests/test_tune.py",
     }
     modules = SHARED_MODULES + TASK_FILES[combination["task"]]
     files |= {f"src/{package}/{module}" for module in modules}
@@ -100,7 +110,8 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
     if combination["task"] != "text-to-speech":
         files.add("tests/test_export.py")
     if combination["use_docker"] == "yes":
-        files |= {"Dockerfile", ".dockerignore", "compose.yaml", "deploy/k8s/train-job.yaml"}
+        files |= {"Dockerfile", ".dockerignore", "compose.yaml"}
+        files |= {"deploy/k8s/train-job.yaml", "deploy/k8s/serve.yaml"}
     if combination["ci"] == "github":
         files |= {".github/workflows/ci.yml", ".github/workflows/template-drift.yml"}
     if combination["ci"] == "github" and combination["use_docker"] == "yes":
@@ -153,8 +164,8 @@ def test_data_files_parse(pair: tuple[Baked, Baked]) -> None:
     project = pair[0].path
     parsed = 0
     for path in project.rglob("*"):
-        if path.suffix in {".yml", ".yaml"}:
-            yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.suffix in {".yml", ".yaml"}:  # Kubernetes manifests hold several documents
+            list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         elif path.suffix == ".toml":
             tomllib.loads(path.read_text(encoding="utf-8"))
         elif path.suffix == ".json":

@@ -319,6 +319,59 @@ def test_readme_model_card_section_works(trained_text: tuple[Baked, dict[str, st
     assert "error: run nope is not in the MLflow store" in unknown.stderr
 
 
+@pytest.mark.slow
+@TEXT
+def test_readme_tune_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
+    """`make tune` with TRIALS= and APPLY= as written, on a budget of two trials: the study, the
+    reviewable params.best.yaml, then the same study resumed and its best values applied."""
+    project, env = trained_text
+    assert readme_commands(project.text("README.md"), "Hyper-parameter search") == [
+        "make tune",
+        "make tune TRIALS=40",
+        "make tune APPLY=1",
+    ]
+    params = project.text("params.yaml")
+    try:
+        run = project.run("make", "tune", "TRIALS=2", env=env, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "0 of 2 trials done, 2 to run" in run.stdout, run.stdout[-3000:]
+        assert re.search(r"^trial 1: ", run.stdout, re.M), run.stdout[-3000:]
+        best = project.text("params.best.yaml")
+        applied = project.run("make", "tune", "TRIALS=2", "APPLY=1", env=env)
+        assert applied.returncode == 0, applied.stderr[-3000:]
+        assert "2 of 2 trials done, 0 to run" in applied.stdout
+        assert project.text("params.yaml") == best
+    finally:
+        (project.path / "params.yaml").write_text(params, encoding="utf-8")
+
+
+@pytest.mark.slow
+@TEXT
+def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
+    """`make promote` as written (the first champion, then the same run again), and `make serve`
+    answering from the champion alias."""
+    project, env = trained_text
+    promote, promote_run, serve = readme_commands(project.text("README.md"), "Model registry")
+    assert (promote, promote_run) == ("make promote", "make promote RUN=<run id>")
+    run = project.run("make", "promote", env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    promoted = re.search(
+        r"promoted flywheel_demo version (\d+) \(run (\w+)\) to @champion", run.stdout
+    )
+    assert promoted, run.stdout
+    again = project.run("make", "promote", f"RUN={promoted[2]}", env=env)
+    assert again.returncode == 0 and "is already @champion" in again.stdout, again.stderr[-3000:]
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/health"
+    with (
+        background([*serve.split(), f"PORT={port}"], project.path, env, health),
+        urllib.request.urlopen(health, timeout=10) as response,
+    ):
+        answer = json.loads(response.read())
+    assert answer["model"] == "models:/flywheel_demo@champion"
+    assert answer["run_id"] == promoted[2]
+
+
 BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\d.]+"
 
 

@@ -7,7 +7,9 @@ worker: the check is of the content, and the same content cannot pass once and f
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 import yaml
 from helpers import Baked
 from validators import (
+    checkov_bin,
     checkov_problems,
     compose_problems,
     copy_sources,
@@ -45,6 +48,29 @@ GPU_VARIABLES = {
     "gcp": 'gpu_instance_enabled = true\nproject_id = "my-project"\n',
     "azure": 'gpu_instance_enabled = true\nadmin_ssh_public_key = "ssh-ed25519 AAAAC3Nz test"\n',
 }
+
+# Checkov's Kubernetes policies, less what the template cannot decide: the image's digest and pull
+# policy (it names the version tag docker.yml pushes), the namespace (`kubectl -n`), a
+# NetworkPolicy (the cluster's), a CPU limit (it throttles inference; the request sizes the pods).
+KUBERNETES_SKIPS = ("CKV_K8S_43", "CKV_K8S_15", "CKV_K8S_21", "CKV2_K8S_6", "CKV_K8S_11")
+
+
+def kubernetes_policy_problems(path: Path) -> list[str]:
+    """Checkov's failed Kubernetes checks of one manifest (offline; the Terraform scan's env)."""
+    command = [str(checkov_bin()), "-f", path.name, "--framework", "kubernetes", "--skip-download"]
+    command += ["--skip-check", ",".join(KUBERNETES_SKIPS), "--quiet", "--compact", "-o", "json"]
+    result = subprocess.run(command, cwd=path.parent, capture_output=True, text=True, check=False)
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return [f"checkov printed no report: {result.stderr.strip()[-2000:]}"]
+    report = report[0] if isinstance(report, list) else report
+    if report.get("summary", {}).get("resource_count", 0) == 0:
+        return ["checkov found no Kubernetes resources: nothing was scanned"]
+    return [
+        f"checkov {check['check_id']} {check['resource']}: {check['check_name']}"
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
 
 
 def once(label: str, project: Path, paths: list[str], check: Callable[[], list[str]]) -> list[str]:
@@ -164,9 +190,43 @@ def test_skypilot_task_and_kubernetes_job_load_in_their_tools(
         assert f"infra: {combination['cloud']}" in sky.read_text(encoding="utf-8")
         check = lambda: deploy_problems("skypilot", sky)  # noqa: E731
         assert once("skypilot", project, ["deploy/skypilot/train.yaml"], check) == []
-    if job.exists():
-        check = lambda: deploy_problems("kubernetes", job)  # noqa: E731
-        assert once("kubernetes", project, ["deploy/k8s/train-job.yaml"], check) == []
+    # The training Job, and the serving Deployment, Service and autoscaler: the client's models
+    # and the policy checks of tests/deploy_check.py.
+    for manifest in ("deploy/k8s/train-job.yaml", "deploy/k8s/serve.yaml"):
+        path = project / manifest
+        assert path.exists() == (combination["use_docker"] == "yes")
+        if path.exists():
+            check = lambda path=path: deploy_problems("kubernetes", path)  # noqa: E731
+            assert once("kubernetes", project, [manifest], check) == []
+    serve = project / "deploy/k8s/serve.yaml"
+    if serve.exists():  # and a policy linter's view of the long-running pods
+        check = lambda: kubernetes_policy_problems(serve)  # noqa: E731
+        assert once("checkov-kubernetes", project, ["deploy/k8s/serve.yaml"], check) == []
+
+
+def test_kubernetes_serving_answers_from_the_registry_champion(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    """The pods serve `models:/<slug>@champion` (what `make promote` moves) on the probed port."""
+    path = pair[0].path / "deploy/k8s/serve.yaml"
+    if combination["use_docker"] != "yes":
+        assert not path.exists()
+        return
+    documents = {d["kind"]: d for d in yaml.safe_load_all(path.read_text(encoding="utf-8"))}
+    assert set(documents) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    command = container["command"]
+    assert command[:2] == ["python", "-m"] and command[3] == "serve"
+    assert (pair[0].path / "src" / command[2] / "serve.py").is_file()
+    # The registered model's name is the project's slug (the baked folder's name).
+    assert command[command.index("--model") + 1] == f"models:/{pair[0].path.name}@champion"
+    assert command[command.index("--port") + 1] == "8000"
+    assert container["ports"] == [{"name": "http", "containerPort": 8000}]
+    assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
+    assert documents["Service"]["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http"}
+    ]
 
 
 def test_pyproject_is_valid(pair: tuple[Baked, Baked]) -> None:
@@ -224,6 +284,44 @@ spec:
       restartPolicyy: Never
       containers: [{name: c, image: busybox}]
 """
+# A Deployment that runs as root and has no readiness probe, a Service whose selector finds no
+# pods, an autoscaler of a misspelt Deployment with a field of autoscaling/v1.
+BAD_SERVE = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 0, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: c
+          image: busybox
+          ports: [{name: http, containerPort: 8000}]
+          livenessProbe: {httpGet: {path: /health, port: http}}
+          resources: {requests: {cpu: "1", memory: 1Gi}, limits: {memory: 1Gi}}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {drop: [ALL]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: webb}
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: wbe}
+  minReplicas: 2
+  maxReplicas: 4
+  targetCPUUtilizationPercentage: 70
+"""
 
 
 def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
@@ -247,6 +345,18 @@ def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
 
     job = tmp_path / "job.yaml"
     job.write_text(BAD_JOB, encoding="utf-8")
-    assert deploy_problems("kubernetes", job) == [
-        "spec.template.spec.restartPolicyy: unknown field"
+    found = deploy_problems("kubernetes", job)
+    assert "Job bad: spec.template.spec.restartPolicyy: unknown field" in found
+    assert "Job bad: runAsNonRoot is not true" in found
+    assert "Job bad container c: readOnlyRootFilesystem is not true" in found
+    serve = tmp_path / "serve.yaml"
+    serve.write_text(BAD_SERVE, encoding="utf-8")
+    assert deploy_problems("kubernetes", serve) == [
+        "HorizontalPodAutoscaler web: spec.targetCPUUtilizationPercentage: unknown field",
+        "Deployment web: runAsUser is 0 (root)",
+        "Deployment web container c: no readinessProbe on GET /health",
+        "Service web: selector matches no Deployment's pods in the file",
+        "HorizontalPodAutoscaler web: scaleTargetRef Deployment/wbe is no Deployment in the file",
     ]
+    found = kubernetes_policy_problems(serve)
+    assert any(problem.startswith("checkov CKV_K8S_9 ") for problem in found)  # readiness

@@ -72,23 +72,25 @@ def _http_body(example: Any) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def _http_request(url: str, example: Any) -> urllib.request.Request:
+def http_request(url: str, example: Any) -> urllib.request.Request:
+    """A POST of one raw input to /predict, as a client sends it (JSON text, or a file upload)."""
     body, content_type = _http_body(example)
     return urllib.request.Request(url, body, {"Content-Type": content_type})
 
 
 @contextlib.contextmanager
 def running_server(
-    model_dir: Path, serving: ServeParams, predictor: Any | None = None
+    model_dir: Path, serving: ServeParams, predictor: Any | None = None, monitoring: Any = None
 ) -> Iterator[str]:
     """A real server on a free 127.0.0.1 port for the duration (answering with `predictor`
-    where given); yields its /predict URL."""
+    where given, recording its traffic with `monitoring` settings where given); yields its
+    /predict URL."""
     import uvicorn
 
     from .serve import create_app
 
     port = _free_port()
-    app = create_app(model_dir, predictor, serving=serving)
+    app = create_app(model_dir, predictor, serving=serving, monitoring=monitoring)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -106,7 +108,7 @@ def running_server(
 
 
 def _round_trip(url: str, example: Any) -> None:
-    with urllib.request.urlopen(_http_request(url, example), timeout=60) as response:
+    with urllib.request.urlopen(http_request(url, example), timeout=60) as response:
         response.read()
 
 

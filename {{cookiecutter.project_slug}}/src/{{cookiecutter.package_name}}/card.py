@@ -12,11 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .config import MODEL_DIR
-from .errors import FlywheelError
 from .project import LICENSE, MODALITY, TASK
 from .tasks import task
-from .tracking import EXPERIMENT, tracking_uri
+from .tracking import EXPERIMENT, get_run
 
 CARD_FILE = Path("MODEL_CARD.md")
 # The sections a person fills in, with what they are for until then.
@@ -30,31 +28,6 @@ USER_SECTIONS = {
 # Hugging Face's license identifiers and pipeline tags for the template's choices.
 HF_LICENSES = {"MIT": "mit", "Apache-2.0": "apache-2.0", "BSD-3-Clause": "bsd-3-clause"}
 PIPELINE_TAGS = {"speech-recognition": "automatic-speech-recognition"}
-
-
-def trained_run_id(model_dir: Path = MODEL_DIR) -> str:
-    """The run that trained `model_dir`, from its manifest."""
-    from .checksums import verify
-
-    run_id = verify(model_dir)["run_id"]
-    if not run_id:
-        raise FlywheelError(
-            f"{model_dir} names no tracked run: train a model (make train) or pass --run RUN_ID"
-        )
-    return run_id
-
-
-def _run(run_id: str) -> Any:
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        return mlflow.MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        raise FlywheelError(
-            f"run {run_id} is not in the MLflow store at {tracking_uri()}: "
-            "pass the id of a run of this project (make mlflow-server lists them)"
-        ) from None
 
 
 def _user_sections(previous: str) -> dict[str, str]:
@@ -167,7 +140,7 @@ def write_card(run_id: str, path: Path = CARD_FILE) -> Path:
     """Write the card of `run_id` to `path` (keeping its user sections) and log it to the run."""
     import mlflow
 
-    run = _run(run_id)
+    run = get_run(run_id)
     previous = path.read_text(encoding="utf-8") if path.is_file() else ""
     path.write_text(card_text(run, previous), encoding="utf-8")
     mlflow.MlflowClient().log_artifact(run_id, str(path))

@@ -34,6 +34,17 @@ INPUTS_HELP = (
 )
 ParamsOption = Annotated[Path, typer.Option("--params", help="The run's configuration.")]
 ModelOption = Annotated[Path, typer.Option("--model-dir", help="A trained model folder.")]
+ModelSource = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "--model-dir",
+        help="A trained model folder, or an MLflow model URI (models:/<name>@champion).",
+    ),
+]
+RunOption = Annotated[
+    str | None, typer.Option(help="The MLflow run (default: the one that trained the model).")
+]
 
 
 def one_at_a_time(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,7 +158,7 @@ def evaluate(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_
 @friendly_errors
 def predict(
     inputs: Annotated[list[str], typer.Argument(help=INPUTS_HELP)],
-    model_dir: ModelOption = MODEL_DIR,
+    model: ModelSource = str(MODEL_DIR),
     out_dir: Annotated[
         Path,
         typer.Option(
@@ -158,8 +169,10 @@ def predict(
     """Predict with the trained model; print one JSON line per input (speech: the WAV file
     written to --out-dir and its duration)."""
     from .predict import Predictor, read_inputs, write_audio
+    from .registry import model_folder
 
-    predictions = Predictor(model_dir).predict(read_inputs(inputs))
+    with model_folder(model) as model_dir:
+        predictions = Predictor(model_dir).predict(read_inputs(inputs))
     if task.TARGET == "speech":
         predictions = write_audio(inputs, predictions, out_dir)
     for value, prediction in zip(inputs, predictions, strict=True):
@@ -171,30 +184,108 @@ def predict(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
-    model_dir: ModelOption = MODEL_DIR,
+    model: ModelSource = str(MODEL_DIR),
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Serve the trained model over HTTP (FastAPI): GET /health, POST /predict."""
     from .config import load_params
     from .serve import run
 
-    run(host, port, model_dir, load_params(params).serve)
+    settings = load_params(params)
+    run(host, port, model, settings.serve, settings.monitor)
 
 
 @app.command()
 @friendly_errors
-def card(
-    run: Annotated[
-        str | None, typer.Option(help="The MLflow run (default: the one that trained the model).")
-    ] = None,
-    model_dir: ModelOption = MODEL_DIR,
-) -> None:
+def monitor(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_DIR) -> None:
+    """Compare the traffic `serve` recorded (monitoring/) with the training split; write
+    monitoring/drift.json and drift.png; exit 1 when a feature drifted beyond params.yaml's
+    thresholds."""
+    from .config import MONITOR_DIR, load_params
+    from .monitor import DRIFT_FILE, DRIFT_PLOT
+    from .monitor import monitor as check_drift
+
+    shifts = check_drift(load_params(params), model_dir)
+    for shift in shifts:
+        p_value = "" if shift.p_value is None else f", p={shift.p_value:.2g}"
+        verdict = "DRIFT" if shift.drifted else "ok"
+        typer.echo(
+            f"{shift.name:>16}: {shift.kind} {shift.statistic:.3f}{p_value} "
+            f"(threshold {shift.threshold}) {verdict}"
+        )
+    typer.echo(f"wrote {MONITOR_DIR / DRIFT_FILE} and {MONITOR_DIR / DRIFT_PLOT}")
+    drifted = [shift.name for shift in shifts if shift.drifted]
+    if drifted:
+        raise FlywheelError(
+            f"the traffic drifted from the training split in {', '.join(drifted)}: look at "
+            f"{MONITOR_DIR / DRIFT_PLOT}, then retrain on data like it or widen the thresholds"
+        )
+    typer.echo("no drift: the traffic looks like the training split")
+
+
+@app.command()
+@friendly_errors
+def card(run: RunOption = None, model_dir: ModelOption = MODEL_DIR) -> None:
     """Write MODEL_CARD.md (Hugging Face model-card format) from a training run; log it there."""
-    from .card import trained_run_id, write_card
+    from .card import write_card
+    from .tracking import trained_run_id
 
     run_id = run or trained_run_id(model_dir)
     path = write_card(run_id)
     typer.echo(f"wrote {path} from run {run_id} (logged to the run); fill in its intended use")
+
+
+@app.command()
+@friendly_errors
+@one_at_a_time
+def tune(
+    params: ParamsOption = PARAMS_FILE,
+    trials: Annotated[
+        int | None, typer.Option(help="Trials in the study (default: tune.trials).", min=1)
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write the best values into params.yaml itself.")
+    ] = False,
+) -> None:
+    """Search the `tune.search_space` of params.yaml with Optuna on the validation split; write
+    the best values to params.best.yaml (resumes an interrupted study)."""
+    from .config import BEST_PARAMS_FILE, load_params
+    from .tune import tune as run_study
+
+    result = run_study(load_params(params), params, trials, apply)
+    metric = f"validation {task.JUDGING.selection_metric}"
+    default = (
+        f" (params.yaml's values: {result.default_value:.6g})"
+        if result.default_value is not None
+        else ""
+    )
+    typer.echo(
+        f"study {result.study}: {result.finished} trials finished, {result.pruned} pruned; "
+        f"best {metric} {result.best_value:.6g}{default}"
+    )
+    if result.parent_run_id:
+        typer.echo(f"MLflow run:   {result.parent_run_id} (one child run per trial)")
+    typer.echo(result.diff.rstrip() or f"{BEST_PARAMS_FILE}: params.yaml's values are the best")
+    typer.echo(
+        f"applied to {params}"
+        if apply
+        else f"wrote {BEST_PARAMS_FILE}: `make tune APPLY=1` or copy it over {params} to use them"
+    )
+
+
+@app.command()
+@friendly_errors
+def promote(
+    run: RunOption = None, model_dir: ModelOption = MODEL_DIR, params: ParamsOption = PARAMS_FILE
+) -> None:
+    """Register a run's model in the MLflow Model Registry; move the alias `champion` to it
+    only when it beats the champion by registry.min_improvement (params.yaml), else exit 1."""
+    from .config import load_params
+    from .registry import promote as promote_run
+    from .tracking import trained_run_id
+
+    min_improvement = load_params(params).registry.min_improvement
+    typer.echo(promote_run(run or trained_run_id(model_dir), min_improvement).summary())
 
 
 @app.command()
@@ -234,6 +325,27 @@ def reproduce(
     if not result.matches(tolerance):
         raise FlywheelError(f"metrics differ from run {run_id} by more than {tolerance}")
     typer.echo("reproduced: every metric matches" + (" exactly" if tolerance == 0 else ""))
+
+
+@app.command("sync-runs")
+@friendly_errors
+def sync_runs() -> None:
+    """Copy the runs an MLflow server outage kept in the local store (mlflow-offline.db) to the
+    server of MLFLOW_TRACKING_URI, into the runs they continue."""
+    from .offline import OFFLINE_DB, pending, sync
+    from .tracking import check_reachable, tracking_uri
+
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        raise FlywheelError(
+            "MLFLOW_TRACKING_URI names no tracking server: set it to the server the runs belong to"
+        )
+    if not pending():
+        typer.echo(f"nothing to sync: {OFFLINE_DB} holds no run kept during an outage")
+        return
+    check_reachable(uri)
+    synced = sync(uri)
+    typer.echo(f"copied {len(synced)} run(s) to {uri}: {', '.join(synced) or '-'}")
 
 
 @app.command()

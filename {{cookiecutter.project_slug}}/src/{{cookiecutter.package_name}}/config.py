@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from .errors import FlywheelError
 from .schema import Section
@@ -30,6 +30,11 @@ BENCH_FILE = Path("bench.json")
 PREDICTIONS_DIR = Path("predictions")
 # Concurrent clients of `bench`'s load run (besides one client alone), which `gate` judges.
 LOAD_CONCURRENCY = 32
+# `tune` keeps its Optuna study here and writes the best values it found to the second file.
+TUNE_DIR = Path("tuning")
+BEST_PARAMS_FILE = Path("params.best.yaml")
+# `serve` records the traffic it answers here, and `monitor` writes its drift report (monitor.py).
+MONITOR_DIR = Path("monitoring")
 # Held while `prepare`, `train` or `evaluate` runs (runlock.py).
 LOCK_FILE = Path(".flywheel.lock")
 # `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.
@@ -50,6 +55,10 @@ class TrainParams(Section):
     mixed_precision: bool
     tf32: bool
     compile: bool
+    # auto: after an interruption, continue from the newest complete checkpoint (the same final
+    # model and metrics as an uninterrupted run); never: always start over. A default, so a
+    # params.yaml from before resuming still loads.
+    resume: Literal["auto", "never"] = "auto"
 
 
 class Budgets(Section):
@@ -80,6 +89,56 @@ class ServeParams(Section):
     runtime: Literal["torch", "onnx"] = "torch"
 
 
+class MonitorParams(Section):
+    """What `serve` records and when `monitor` calls it drift (monitor.py). Defaults, so a
+    params.yaml from before monitoring still loads."""
+
+    # `serve` appends a summary of each answered input and its prediction to monitoring/.
+    record: bool = True
+    # Lines per file before it is rotated, and files kept (the oldest beyond is deleted).
+    max_records_per_file: int = Field(default=10_000, ge=10)
+    max_files: int = Field(default=5, ge=1)
+    # `monitor` needs at least this many recorded requests to judge.
+    min_records: int = Field(default=30, ge=1)
+    # Drift: a feature's Kolmogorov-Smirnov statistic above this (and significant at 1%), or the
+    # predicted labels' total variation distance from the training labels above this.
+    max_feature_shift: float = Field(default=0.3, gt=0, le=1)
+    max_label_shift: float = Field(default=0.3, gt=0, le=1)
+
+
+class RegistryParams(Section):
+    """When `promote` moves the registry's `champion` alias (registry.py). Defaults, so a
+    params.yaml from before the registry still loads."""
+
+    # How far a candidate's primary test metric must beat the champion's (a tie never does).
+    min_improvement: float = Field(default=0.0, ge=0)
+
+
+class SearchRange(Section):
+    """One parameter's search space: `choices`, or a range from `low` to `high` (on a log scale
+    where `log`), of integers where params.yaml's value is one."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchRange:
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("give either choices: [...] or both low and high")
+        return self
+
+
+class TuneParams(Section):
+    """What `tune` searches (tune.py). Defaults, so a params.yaml from before it still loads."""
+
+    # Trials in the study, the ones an interrupted run finished included.
+    trials: int = Field(default=20, ge=1)
+    # `section.key` of params.yaml -> its range or choices.
+    search_space: dict[str, SearchRange] = Field(default_factory=dict)
+
+
 class Params(Section):
     seed: int
     data: task.DataParams
@@ -87,10 +146,17 @@ class Params(Section):
     train: TrainParams
     serve: ServeParams
     budgets: Budgets
+    monitor: MonitorParams = MonitorParams()
+    registry: RegistryParams = RegistryParams()
+    tune: TuneParams = TuneParams()
 
     def flat(self) -> dict[str, Any]:
-        """`section.key` pairs, as MLflow logs them and DVC names them."""
-        return dict(_flatten(self.model_dump(mode="json")))
+        """`section.key` pairs, as MLflow logs them and DVC names them; the sections of the
+        verbs that come after a run (`promote`, `tune`) are not the run's parameters."""
+        return dict(_flatten(self.model_dump(mode="json", exclude=set(AFTER_THE_RUN))))
+
+
+AFTER_THE_RUN = ("monitor", "registry", "tune")
 
 
 def _flatten(tree: dict[str, Any], prefix: str = ""):
@@ -104,10 +170,12 @@ def _flatten(tree: dict[str, Any], prefix: str = ""):
 def _describe(error: dict[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
-        parent: type[BaseModel] = Params
+        parent: Any = Params
         for part in error["loc"][:-1]:
-            parent = parent.model_fields[str(part)].annotation  # type: ignore[assignment]
-        allowed = list(parent.model_fields)
+            field = getattr(parent, "model_fields", {}).get(str(part))
+            # Inside a mapping (tune.search_space): its values' model, if any.
+            parent = field.annotation if field else getattr(parent, "__args__", (None,))[-1]
+        allowed = list(getattr(parent, "model_fields", {}))
         close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         return f"{location}: unknown key; {hint}allowed keys here: {', '.join(allowed)}"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from . import __version__, gc_pause
 from .batching import Batcher, Overloaded
-from .config import MODEL_DIR, ServeParams, load_params
+from .config import MODEL_DIR, MonitorParams, ServeParams, load_params
 from .errors import FlywheelError, InputTooLarge
 from .predict import Predictor
 from .tasks import task
@@ -51,9 +51,13 @@ def create_app(
     model_dir: Path = MODEL_DIR,
     predictor: Predictor | None = None,
     serving: ServeParams | None = None,
+    source: str | None = None,
+    monitoring: MonitorParams | None = None,
 ) -> FastAPI:
     """The app; it loads the model at start-up unless given one already loaded, and batches with
-    `serving` (default: the `serve` section of params.yaml)."""
+    `serving` (default: the `serve` section of params.yaml). `source` is what /health calls the
+    model (default: its folder), e.g. the registry URI it was downloaded from. With `monitoring`
+    (the `serve` verb passes params.yaml's), answered requests are recorded for `monitor`."""
     state: dict[str, Any] = {}
     serving = serving if serving is not None else load_params().serve
 
@@ -71,32 +75,46 @@ def create_app(
         )
         await state["batcher"].start()
         app.state.batcher = state["batcher"]
+        if monitoring is not None and monitoring.record:
+            from .monitor import Recorder
+
+            state["recorder"] = Recorder(state["predictor"].processor, monitoring)
         yield
         await state["batcher"].stop()
+        if "recorder" in state:
+            state["recorder"].close()
         state.clear()
 
     async def batched(inputs: list[Any]) -> dict[str, list[dict[str, Any]]]:
         try:
-            return {"predictions": await state["batcher"].predict(inputs)}
+            predictions = await state["batcher"].predict(inputs)
         except Overloaded:
             raise HTTPException(
                 503, "the server is at capacity: retry shortly", headers={"Retry-After": "1"}
             ) from None
+        if "recorder" in state:
+            state["recorder"].record(inputs, predictions)  # queued: written on its own thread
+        return {"predictions": predictions}
 
     app = FastAPI(title="{{ cookiecutter.project_slug }}", version=__version__, lifespan=lifespan)
 
     @app.get("/health")
-    def health() -> dict[str, str | None]:
+    def health() -> dict[str, Any]:
         manifest = state["predictor"].manifest
+        recorder = state.get("recorder")
         return {
             "status": "ok",
             "task": "{{ cookiecutter.task }}",
-            "model": str(model_dir),
+            "model": source or str(model_dir),
             # Which trained model answers: its MLflow run and the checksum of its files.
             "run_id": manifest["run_id"],
             "checksum": manifest["checksum"],
             # What runs the model: torch, or onnx (the exported graph, onnxruntime).
             "runtime": state["predictor"].runtime,
+            # Requests recorded for `monitor` (and dropped when the recorder fell behind).
+            "monitoring": {"recorded": recorder.written, "dropped": recorder.dropped}
+            if recorder is not None
+            else None,
         }
 
     if task.INPUT_KIND == "text":
@@ -137,10 +155,15 @@ def create_app(
     return app
 
 
-def run(host: str, port: int, model_dir: Path, serving: ServeParams) -> None:
+def run(host: str, port: int, model: str, serving: ServeParams, monitoring: MonitorParams) -> None:
+    """Serve `model`: a local folder, or an MLflow model URI (registry.py)."""
     import uvicorn
 
-    # Loaded (and its files checked) before the server starts: a problem is one line, not a
-    # traceback from the server's start-up.
-    predictor = Predictor(model_dir, serving.runtime)
-    uvicorn.run(create_app(model_dir, predictor, serving), host=host, port=port)
+    from .registry import model_folder
+
+    with model_folder(model) as model_dir:
+        # Loaded (and its files checked) before the server starts: a problem is one line, not a
+        # traceback from the server's start-up.
+        predictor = Predictor(model_dir, serving.runtime)
+        app = create_app(model_dir, predictor, serving, source=model, monitoring=monitoring)
+        uvicorn.run(app, host=host, port=port)

@@ -9,11 +9,12 @@ hash of the prepared data, the hash of the dependency specification, and the con
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from .errors import FlywheelError
 from .project import TASK
 from .tasks import task
 
+logger = logging.getLogger(__name__)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXPERIMENT = "{{ cookiecutter.project_slug }}"
 IMAGE_VARIABLE = "CONTAINER_IMAGE"
@@ -229,10 +231,41 @@ def log_datasets(source: str, prepared_dir: Path) -> dict[str, Any]:
     return datasets
 
 
+def trained_run_id(model_dir: Path) -> str:
+    """The run that trained `model_dir`, from its manifest."""
+    from .checksums import verify
+
+    run_id = verify(model_dir)["run_id"]
+    if not run_id:
+        raise FlywheelError(
+            f"{model_dir} names no tracked run: train a model (make train) or pass --run RUN_ID"
+        )
+    return run_id
+
+
+def get_run(run_id: str) -> Any:
+    """The MLflow run `run_id` of the project's store (the tracking URI set for it)."""
+    import mlflow
+
+    uri = tracking_uri()
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        return mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise FlywheelError(
+            f"run {run_id} is not in the MLflow store at {uri}: "
+            "pass the id of a run of this project (make mlflow-server lists them)"
+        ) from None
+
+
 @contextmanager
-def tracked_run(kind: str, params: dict[str, Any], tags: dict[str, str]) -> Iterator[Any]:
+def tracked_run(
+    kind: str, params: dict[str, Any], tags: dict[str, str], resume: str | None = None
+) -> Iterator[Any]:
     """An MLflow run with the params and lineage tags logged; nothing on non-zero ranks. Named
-    by `run_name`."""
+    by `run_name`; a child of the active run when there is one (a `tune` trial). `resume`: the
+    id of a run to continue (an interrupted `tune`), when the store still has it."""
     if not is_main_process():
         yield None
         return
@@ -250,11 +283,140 @@ def tracked_run(kind: str, params: dict[str, Any], tags: dict[str, str]) -> Iter
             f"MLflow tracking at {uri} is unreachable ({reason}): start the server "
             "(make mlflow-server) or unset MLFLOW_TRACKING_URI to track locally"
         ) from None
-    name = run_name(kind, params, _latest_params(), tags.get("lineage.git_commit"))
-    with mlflow.start_run(run_name=name) as run:
-        mlflow.log_params(params)
-        mlflow.set_tags(tags)
+    if uri.startswith(("http://", "https://")):
+        from . import offline
+
+        offline.fail_fast()
+        _sync_kept_runs(uri)
+    nested = mlflow.active_run() is not None  # a `tune` trial
+    if resume and _run_exists(resume):
+        run, fresh = mlflow.start_run(run_id=resume), False
+        name = run.info.run_name
+    else:
+        name = run_name(kind, params, _latest_params(), tags.get("lineage.git_commit"))
+        run, fresh = mlflow.start_run(run_name=name, nested=nested), True
+    _CURRENT.clear()
+    _CURRENT.update(uri=uri, run_id=run.info.run_id, name=name, params=params, tags=tags)
+    _CURRENT["nested"] = nested
+    try:
+        if fresh:
+            mlflow.log_params(params)
+            mlflow.set_tags(tags)
         yield run
+    except BaseException:
+        _end_run("FAILED")
+        raise
+    else:
+        _end_run("FINISHED")
+    finally:
+        _CURRENT.clear()
+
+
+# The run `tracked_run` has open: what continuing it in the local store needs.
+_CURRENT: dict[str, Any] = {}
+
+
+def resilient(action: Callable[[], Any]) -> Any:
+    """Run `action` (MLflow logging); if the tracking server stops answering during the run,
+    continue the run in the local store (offline.py) and run `action` there."""
+    try:
+        return action()
+    except Exception as error:
+        if not _continues_locally(error):
+            raise
+        _go_offline(error)
+        return action()
+
+
+def _continues_locally(error: BaseException) -> bool:
+    """Whether `error` is the server of the open run going away (a `tune` trial, nested in its
+    study's run, is not moved: its study fails instead)."""
+    if not _CURRENT or _CURRENT.get("offline") or _CURRENT.get("nested"):
+        return False
+    from . import offline
+
+    return offline.is_outage(error)
+
+
+def _go_offline(error: BaseException) -> None:
+    from . import offline
+
+    offline.continue_locally(
+        _CURRENT["uri"],
+        _CURRENT["run_id"],
+        EXPERIMENT,
+        _CURRENT["name"],
+        _CURRENT["params"],
+        _CURRENT["tags"],
+        error,
+    )
+    _CURRENT["offline"] = True
+
+
+def _end_run(status: str) -> None:
+    """End the run with `status`; a server gone at that moment gets it through the sync."""
+    import mlflow
+
+    try:
+        mlflow.end_run(status)
+    except Exception as error:
+        if not _continues_locally(error):
+            raise
+        _go_offline(error)
+        mlflow.end_run(status)
+
+
+def _sync_kept_runs(uri: str) -> None:
+    """Runs an outage kept in the local store, copied to the server now that it answers."""
+    from . import offline
+
+    if offline.pending():
+        synced = offline.sync(uri)
+        if synced:
+            logger.warning(
+                "copied %d run(s) kept offline during an outage to %s: %s",
+                len(synced),
+                uri,
+                ", ".join(synced),
+            )
+
+
+def _run_exists(run_id: str) -> bool:
+    import mlflow
+
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
+def set_trial_outcome(number: int, best: float | None, pruned: bool) -> None:
+    """A `tune` trial's child run: its number, whether it was pruned, its best validation score."""
+    import mlflow
+
+    mlflow.set_tags({"tune.trial": str(number), "tune.state": "pruned" if pruned else "complete"})
+    if best is not None:
+        mlflow.log_metric(f"best_val_{task.JUDGING.selection_metric}", best)
+
+
+def log_study(best: float, values: dict[str, Any], finished: int, pruned: int) -> None:
+    """The parent run of a `tune` study: the best validation score, its values, the counts."""
+    import mlflow
+
+    from .config import BEST_PARAMS_FILE
+
+    if mlflow.active_run() is None:
+        return
+    mlflow.log_metrics(
+        {
+            f"best_val_{task.JUDGING.selection_metric}": best,
+            "trials_finished": finished,
+            "trials_pruned": pruned,
+        }
+    )
+    mlflow.set_tags({f"tune.best.{key}": str(value) for key, value in values.items()})
+    mlflow.log_artifact(str(BEST_PARAMS_FILE))
 
 
 def log_epoch(logs: dict[str, float], epoch: float) -> None:
@@ -263,6 +425,12 @@ def log_epoch(logs: dict[str, float], epoch: float) -> None:
 
     if mlflow.active_run() is None:
         return
+    resilient(lambda: _log_epoch(logs, epoch))
+
+
+def _log_epoch(logs: dict[str, float], epoch: float) -> None:
+    import mlflow
+
     renamed = {}
     for key, value in logs.items():
         if not isinstance(value, int | float) or key == "epoch":

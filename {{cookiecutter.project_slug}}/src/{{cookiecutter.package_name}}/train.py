@@ -14,6 +14,15 @@ from typing import Any
 
 from . import gc_pause, plots, tracking
 from .baselines import flat, score_baselines
+from .checkpoints import (
+    KEEP,
+    augmentation_saver,
+    checkpoint_dir,
+    clear,
+    remember,
+    restore_augmentation,
+    to_resume,
+)
 from .checksums import write_manifest
 from .config import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR, Params
 from .data import build_model, data_hash, encode, load_prepared
@@ -129,54 +138,91 @@ def _save(processor: Any, model: Any, model_dir: Path, run_id: str | None) -> No
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def selection_greater_is_better() -> bool:
+    """Whether a higher validation score is better for the metric that picks the best epoch."""
+    return task.JUDGING.selection_metric != "loss" and task.JUDGING.greater_is_better
+
+
+def build_trainer(
+    params: Params,
+    splits: dict[str, Any],
+    output_dir: str,
+    callbacks: list[Any] = (),
+    resume_from: Path | None = None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The Trainer that fits a new model with params.yaml's `train` section, its processor and
+    the encoded splits: what `train` and each `tune` trial share. `train` keeps resumable
+    checkpoints in `output_dir` (checkpoints.py; `resume_from`: the one it resumes from); a
+    trial keeps only the best epoch's weights."""
+    from transformers import Trainer
+
+    processor, model = build_model(params, splits["train"])
+    augment = task.augmentation(params)
+    features = _training_features(splits, processor, augment)
+    resumable = output_dir == str(checkpoint_dir())
+    if resumable and hasattr(augment, "generator"):
+        callbacks = [*callbacks, augmentation_saver(augment)]
+        if resume_from is not None:
+            restore_augmentation(augment, resume_from)
+    args = trainer_arguments(
+        params.train,
+        output_dir,
+        num_train_epochs=params.train.epochs,
+        weight_decay=params.train.weight_decay,
+        warmup_steps=params.train.warmup_ratio,  # a float below 1 is a ratio of all steps
+        eval_strategy="epoch",
+        logging_strategy="epoch",
+        # Each epoch's model is kept until a better one replaces it; the best (on the
+        # validation split, by the task's selection metric) is the one saved and scored.
+        save_strategy="epoch",
+        save_total_limit=KEEP if resumable else 1,
+        load_best_model_at_end=True,
+        metric_for_best_model=task.JUDGING.selection_metric,
+        greater_is_better=selection_greater_is_better(),
+        # Optimizer, scheduler and random generators too, where a run may be resumed.
+        save_only_model=not resumable,
+        seed=params.seed,
+        data_seed=params.seed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=features["train"],
+        eval_dataset=features["validation"],
+        data_collator=_collator(processor, augment),
+        compute_metrics=task.compute_metrics(processor),
+        callbacks=[
+            _epoch_logger(),
+            *_early_stopping(params.train.early_stopping_patience),
+            *callbacks,
+        ],
+    )
+    return trainer, processor, features
+
+
 def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
     from transformers.utils import logging as transformers_logging
 
     # Loading and saving bars of a few milliseconds would bury the training progress bar.
     transformers_logging.disable_progress_bar()
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
-    processor, model = build_model(params, splits["train"])
-    augment = task.augmentation(params)
-    features = _training_features(splits, processor, augment)
-    tags = tracking.lineage_tags(data_hash())
+    data = data_hash()
+    tags = tracking.lineage_tags(data)
+    augmented = hasattr(task.augmentation(params), "generator")
+    resume_from, resumed_run = to_resume(params, data, augmented)
 
     with (
         tempfile.TemporaryDirectory() as scratch,
-        tracking.tracked_run("train", params.flat(), tags) as run,
+        tracking.tracked_run("train", params.flat(), tags, resume=resumed_run) as run,
     ):
-        args = trainer_arguments(
-            params.train,
-            scratch,
-            num_train_epochs=params.train.epochs,
-            weight_decay=params.train.weight_decay,
-            warmup_steps=params.train.warmup_ratio,  # a float below 1 is a ratio of all steps
-            eval_strategy="epoch",
-            logging_strategy="epoch",
-            # Each epoch's model is kept until a better one replaces it; the best (on the
-            # validation split, by the task's selection metric) is the one saved and scored.
-            save_strategy="epoch",
-            save_total_limit=1,
-            load_best_model_at_end=True,
-            metric_for_best_model=task.JUDGING.selection_metric,
-            greater_is_better=task.JUDGING.selection_metric != "loss"
-            and task.JUDGING.greater_is_better,
-            save_only_model=True,
-            seed=params.seed,
-            data_seed=params.seed,
-        )
-        trainer = Trainer(
-            model=model,
-            args=args,
-            train_dataset=features["train"],
-            eval_dataset=features["validation"],
-            data_collator=_collator(processor, augment),
-            compute_metrics=task.compute_metrics(processor),
-            callbacks=[_epoch_logger(), *_early_stopping(params.train.early_stopping_patience)],
+        remember(params, data, run.info.run_id if run else None)
+        trainer, processor, features = build_trainer(
+            params, splits, str(checkpoint_dir()), resume_from=resume_from
         )
         gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         # Every process takes part: under DDP each scores a shard and the predictions are
         # gathered, in order, on all of them.
         prediction = trainer.predict(features["test"])
@@ -192,10 +238,15 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         baselines = score_baselines(splits["train"], splits["test"])
         metrics = score(processor, model, prediction, splits["test"], test_plots, None, baselines)
         model_uri = (
-            _log_to_mlflow(metrics, model_dir, splits["test"], test_plots, params.data.source)
+            tracking.resilient(
+                lambda: _log_to_mlflow(
+                    metrics, model_dir, splits["test"], test_plots, params.data.source
+                )
+            )
             if run
             else None
         )
+    clear()  # the model is saved and logged: nothing is left to resume
     return TrainResult(
         metrics=metrics,
         run_id=run.info.run_id if run else None,

@@ -217,7 +217,11 @@ def augmentation(params: Any):
         noise = rng.normal(0.0, rng.uniform(0.0, 0.01), samples.size)
         return (loudness * samples + noise).astype(np.float32)
 
-    return lambda waveforms: [alter(waveform) for waveform in waveforms]
+    def alter_all(waveforms: list[Any]) -> list[np.ndarray]:
+        return [alter(waveform) for waveform in waveforms]
+
+    alter_all.generator = rng  # checkpointed with the run, so a resumed run alters the same way
+    return alter_all
 
 
 def training_features(processor: Any):

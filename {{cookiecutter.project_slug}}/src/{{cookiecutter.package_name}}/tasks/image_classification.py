@@ -215,6 +215,7 @@ def augmentation(params: Any):
         brightness = uniform(n, -0.2, 0.2).view(n, 1, 1, 1)
         return {**batch, "pixel_values": mean + contrast * (altered - mean) + brightness * spread}
 
+    alter.generator = generator  # checkpointed with the run, so a resumed run alters the same way
     return alter
 
 

@@ -1,0 +1,318 @@
+"""Drift monitoring: what `serve` sees, compared with what the model was trained on.
+
+`serve` hands each answered request to a `Recorder`, which computes a few summary features of
+the input and the prediction on its own thread (off the request path; when it falls behind,
+records are dropped and counted, never waited for) and appends them to bounded, rotated JSON-lines
+files in `monitoring/`. `monitor` computes the same features on the training split and compares
+each with the recorded traffic: numeric features with the two-sample Kolmogorov-Smirnov test, the
+predicted labels with the total variation distance of the two label distributions. It writes
+`monitoring/drift.json` and `monitoring/drift.png` and fails when a feature moved further than
+the thresholds in params.yaml (the `monitor` section).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import MONITOR_DIR, MonitorParams
+from .errors import FlywheelError
+from .tasks import task
+
+RECORDS = "requests.jsonl"
+DRIFT_FILE = "drift.json"
+DRIFT_PLOT = "drift.png"
+# At most this many training inputs are summarised as the reference (a seeded sample of them).
+REFERENCE_SIZE = 2000
+# The recorder's queue: beyond it, records are dropped instead of slowing requests down.
+QUEUE_SIZE = 10_000
+# A shift counts only when it is also unlikely by chance (the KS test's p-value below this).
+SIGNIFICANCE = 0.01
+
+
+def _vocabulary(processor: Any) -> tuple[set[str], bool]:
+    """The model's whole-word tokens, or (for a character vocabulary) its characters, and which."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokens = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    specials = re.compile(r"^(\[.*\]|<.*>|##.*)$")
+    words = {token.lower() for token in tokens if len(token) > 1 and not specials.match(token)}
+    if words:
+        return words, True
+    return {token.lower() for token in tokens if len(token) == 1}, False
+
+
+def input_summary(decoded: Any, vocabulary: tuple[set[str], bool]) -> dict[str, float]:
+    """A decoded input's summary features (text, image or audio)."""
+    if task.INPUT_KIND == "text":
+        known, by_word = vocabulary
+        words = re.findall(r"\w+", decoded.lower())
+        units = words if by_word else [char for char in decoded.lower() if not char.isspace()]
+        unknown = sum(unit not in known for unit in units) / len(units) if units and known else 0.0
+        return {"chars": float(len(decoded)), "words": float(len(words)), "oov_rate": unknown}
+    if task.INPUT_KIND == "image":
+        grey = np.asarray(decoded.convert("L"), dtype=np.float32)
+        return {
+            "width": float(decoded.width),
+            "height": float(decoded.height),
+            "brightness": float(grey.mean()),
+            "contrast": float(grey.std()),
+        }
+    from .audio import SAMPLING_RATE, log_mel_statistics
+
+    samples = np.asarray(decoded, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
+    bands = log_mel_statistics([samples])[0]
+    half = bands.size // 2
+    return {
+        "duration_s": samples.size / SAMPLING_RATE,
+        "loudness_db": 20 * float(np.log10(rms + 1e-10)),
+        "mel_mean": float(bands[:half].mean()),
+        "mel_std": float(bands[half:].mean()),
+    }
+
+
+def prediction_summary(prediction: dict[str, Any]) -> dict[str, Any]:
+    """What a prediction says, reduced to one value: the label, or the output's length."""
+    if task.TARGET == "class":
+        return {"label": prediction["label"]}
+    if task.TARGET == "transcript":
+        return {"transcript_chars": float(len(prediction["text"]))}
+    return {"duration_s_out": float(prediction["duration_s"])}
+
+
+class Recorder:
+    """Appends `{input features, prediction}` lines for served requests, on its own thread."""
+
+    def __init__(self, processor: Any, settings: MonitorParams, folder: Path = MONITOR_DIR):
+        self.settings = settings
+        self.folder = folder
+        self.vocabulary = _vocabulary(processor) if task.INPUT_KIND == "text" else (set(), False)
+        self.pending: queue.Queue[tuple[list[Any], list[dict[str, Any]]] | None] = queue.Queue(
+            QUEUE_SIZE
+        )
+        self.dropped = 0
+        self.written = 0
+        self.thread = threading.Thread(target=self._write, name="monitor-recorder", daemon=True)
+        self.thread.start()
+
+    def record(self, inputs: list[Any], predictions: list[dict[str, Any]]) -> None:
+        try:
+            self.pending.put_nowait((inputs, predictions))
+        except queue.Full:
+            self.dropped += len(inputs)
+
+    def close(self) -> None:
+        """Write what is queued, then stop."""
+        self.pending.put(None)
+        self.thread.join(timeout=30)
+
+    def _write(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / RECORDS
+        lines = _count_lines(path)
+        while (item := self.pending.get()) is not None:
+            inputs, predictions = item
+            with path.open("a", encoding="utf-8") as file:
+                for raw, prediction in zip(inputs, predictions, strict=True):
+                    try:
+                        features = input_summary(task.decode_input(raw), self.vocabulary)
+                    except Exception:  # a record is never worth a dead recorder
+                        continue
+                    line = features | prediction_summary(prediction)
+                    file.write(json.dumps(line) + "\n")
+                    lines += 1
+                    self.written += 1
+            if lines >= self.settings.max_records_per_file:
+                _rotate(self.folder, self.settings.max_files)
+                lines = 0
+
+
+def _count_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with path.open("rb") as file:
+        return sum(1 for _ in file)
+
+
+def _rotate(folder: Path, keep: int) -> None:
+    """requests.jsonl becomes requests.1.jsonl, which becomes requests.2.jsonl, ...; beyond
+    `keep` files in all, the oldest is deleted."""
+    oldest = folder / f"requests.{keep - 1}.jsonl" if keep > 1 else folder / RECORDS
+    oldest.unlink(missing_ok=True)
+    for index in range(keep - 2, 0, -1):
+        older = folder / f"requests.{index}.jsonl"
+        if older.is_file():
+            older.rename(folder / f"requests.{index + 1}.jsonl")
+    if keep > 1 and (folder / RECORDS).is_file():
+        (folder / RECORDS).rename(folder / "requests.1.jsonl")
+
+
+def read_records(folder: Path = MONITOR_DIR) -> list[dict[str, Any]]:
+    files = sorted(folder.glob("requests*.jsonl"))
+    records = []
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a killed server
+    return records
+
+
+def reference(train: Any, processor: Any, seed: int) -> list[dict[str, Any]]:
+    """The same summaries for (a seeded sample of) the training split, with its true outputs in
+    place of predictions."""
+    from .data import label_names
+
+    indices = np.arange(len(train))
+    if len(indices) > REFERENCE_SIZE:
+        indices = np.sort(
+            np.random.default_rng(seed).choice(indices, REFERENCE_SIZE, replace=False)
+        )
+    rows = train.select(indices.tolist())
+    vocabulary = _vocabulary(processor) if task.INPUT_KIND == "text" else (set(), False)
+    names = label_names(train) if task.TARGET == "class" else []
+    summaries = []
+    for row in rows:
+        summary = input_summary(task.decode_input(row["input"]), vocabulary)
+        if task.TARGET == "class":
+            summary["label"] = names[row["label"]]
+        elif task.TARGET == "transcript":
+            summary["transcript_chars"] = float(len(row["label"]))
+        else:
+            from .audio import SAMPLING_RATE
+
+            summary["duration_s_out"] = len(row["label"]) / SAMPLING_RATE
+        summaries.append(summary)
+    return summaries
+
+
+@dataclass(frozen=True)
+class Shift:
+    name: str
+    kind: str  # "ks" (numeric) or "tvd" (labels)
+    statistic: float
+    p_value: float | None
+    threshold: float
+    train_mean: float | None
+    live_mean: float | None
+
+    @property
+    def drifted(self) -> bool:
+        if self.kind == "tvd":
+            return self.statistic > self.threshold
+        return self.statistic > self.threshold and (self.p_value or 0.0) < SIGNIFICANCE
+
+
+def compare(
+    train: list[dict[str, Any]], live: list[dict[str, Any]], settings: MonitorParams
+) -> list[Shift]:
+    from scipy.stats import ks_2samp
+
+    shifts = []
+    for name in train[0]:
+        before = [row[name] for row in train if name in row]
+        after = [row[name] for row in live if name in row]
+        if not after:
+            continue
+        if name == "label":
+            labels = sorted(set(before) | set(after))
+            p = np.array([before.count(label) for label in labels], dtype=float) / len(before)
+            q = np.array([after.count(label) for label in labels], dtype=float) / len(after)
+            distance = float(np.abs(p - q).sum() / 2)
+            shifts.append(Shift(name, "tvd", distance, None, settings.max_label_shift, None, None))
+            continue
+        test = ks_2samp(before, after)
+        shifts.append(
+            Shift(
+                name,
+                "ks",
+                float(test.statistic),
+                float(test.pvalue),
+                settings.max_feature_shift,
+                float(np.mean(before)),
+                float(np.mean(after)),
+            )
+        )
+    return shifts
+
+
+def plot(train: list[dict[str, Any]], live: list[dict[str, Any]], shifts: list[Shift], path: Path):
+    """One panel per feature: the training split's distribution beside the traffic's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(shifts), figsize=(3.2 * len(shifts), 2.8), squeeze=False)
+    for axis, shift in zip(axes[0], shifts, strict=True):
+        before = [row[shift.name] for row in train if shift.name in row]
+        after = [row[shift.name] for row in live if shift.name in row]
+        if shift.kind == "tvd":
+            labels = sorted(set(before) | set(after))
+            positions = np.arange(len(labels))
+            axis.bar(positions - 0.2, [before.count(x) / len(before) for x in labels], 0.4)
+            axis.bar(positions + 0.2, [after.count(x) / len(after) for x in labels], 0.4)
+            axis.set_xticks(positions, labels, rotation=45, ha="right", fontsize=7)
+        else:
+            bins = np.histogram_bin_edges(np.concatenate([before, after]), bins=20)
+            axis.hist(before, bins=bins, density=True, alpha=0.5, label="training split")
+            axis.hist(after, bins=bins, density=True, alpha=0.5, label="traffic")
+        verdict = "DRIFT" if shift.drifted else "ok"
+        axis.set_title(f"{shift.name}: {shift.statistic:.2f} ({verdict})", fontsize=9)
+    axes[0][0].legend(["training split", "traffic"], fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def monitor(params: Any, model_dir: Path, folder: Path = MONITOR_DIR) -> list[Shift]:
+    """Compare the recorded traffic with the training split; write drift.json and drift.png."""
+    from .data import load_prepared
+    from .predict import require_model
+
+    settings = params.monitor
+    live = read_records(folder)
+    if len(live) < settings.min_records:
+        raise FlywheelError(
+            f"{folder} holds {len(live)} recorded requests, fewer than monitor.min_records "
+            f"({settings.min_records}): serve traffic with monitor.record: true first"
+        )
+    require_model(model_dir)
+    processor, _ = task.load(model_dir)
+    train = reference(load_prepared()["train"], processor, params.seed)
+    shifts = compare(train, live, settings)
+    (folder / DRIFT_FILE).write_text(
+        json.dumps(
+            {
+                "requests": len(live),
+                "training_examples": len(train),
+                "drifted": [shift.name for shift in shifts if shift.drifted],
+                "features": {
+                    shift.name: {
+                        "test": "kolmogorov-smirnov" if shift.kind == "ks" else "total variation",
+                        "statistic": round(shift.statistic, 6),
+                        "p_value": None if shift.p_value is None else float(f"{shift.p_value:.6g}"),
+                        "threshold": shift.threshold,
+                        "drifted": shift.drifted,
+                        "training_mean": shift.train_mean,
+                        "traffic_mean": shift.live_mean,
+                    }
+                    for shift in shifts
+                },
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    plot(train, live, shifts, folder / DRIFT_PLOT)
+    return shifts
