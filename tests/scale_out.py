@@ -5,8 +5,12 @@ rank 0 logs to MLflow and writes the model, and the single-process contract hold
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 from helpers import Baked, primary_metric
@@ -22,17 +26,20 @@ def mlflow_runs(store: Path) -> dict[str, dict[str, str]]:
     return runs
 
 
-def assert_trains_under_torchrun(project: Baked, env: dict[str, str], task: str) -> None:
+def torchrun_train(project: Baked) -> list[str]:
     package = next((project.path / "src").iterdir()).name
+    # --standalone: a free local port for the rendezvous.
+    return ["torchrun", "--standalone", "--nproc_per_node=2", "-m", package, "train"]
+
+
+def assert_trains_under_torchrun(
+    project: Baked, env: dict[str, str], task: str
+) -> dict[str, object]:
+    """The test metrics of the run."""
     store = project.path / "mlflow.db"
     before = mlflow_runs(store)
     run = project.run(
-        "torchrun",
-        "--standalone",  # a free local port for the rendezvous
-        "--nproc_per_node=2",
-        "-m",
-        package,
-        "train",
+        *torchrun_train(project),
         env={**env, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"},
         timeout=900,
     )
@@ -54,3 +61,37 @@ def assert_trains_under_torchrun(project: Baked, env: dict[str, str], task: str)
     predicted = project.run("make", "predict", env=env)
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert '"input"' in predicted.stdout
+    return json.loads(scores)
+
+
+def assert_resumes_under_torchrun(
+    project: Baked, env: dict[str, str], uninterrupted: dict[str, object]
+) -> None:
+    """The same torchrun training, killed with SIGKILL (launcher and both ranks) once it has a
+    checkpoint, then started again: it resumes and ends with the uninterrupted run's metrics."""
+    environment = {**os.environ, **env, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
+    killed = subprocess.Popen(
+        torchrun_train(project),
+        cwd=project.path,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    checkpoints = project.path / "models" / "checkpoints"
+    deadline = time.monotonic() + 600
+    while killed.poll() is None and time.monotonic() < deadline:
+        if any(
+            (step / "trainer_state.json").is_file() for step in checkpoints.glob("checkpoint-*")
+        ):
+            time.sleep(0.05)
+            break
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, "the torchrun training ended before the kill"
+    run = project.run(*torchrun_train(project), env=environment, timeout=900)
+    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    assert "resuming from models/checkpoints/checkpoint-" in run.stderr, run.stderr[-3000:]
+    [scores] = re.findall(r"^test metrics: (\{.*\})$", run.stdout, re.M)
+    assert json.loads(scores) == uninterrupted

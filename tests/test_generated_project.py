@@ -355,9 +355,8 @@ def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str
     assert (promote, promote_run) == ("make promote", "make promote RUN=<run id>")
     run = project.run("make", "promote", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    promoted = re.search(
-        r"promoted flywheel_demo version (\d+) \(run (\w+)\) to @champion", run.stdout
-    )
+    name = project.path.name
+    promoted = re.search(rf"promoted {name} version (\d+) \(run (\w+)\) to @champion", run.stdout)
     assert promoted, run.stdout
     again = project.run("make", "promote", f"RUN={promoted[2]}", env=env)
     assert again.returncode == 0 and "is already @champion" in again.stdout, again.stderr[-3000:]
@@ -368,7 +367,7 @@ def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str
         urllib.request.urlopen(health, timeout=10) as response,
     ):
         answer = json.loads(response.read())
-    assert answer["model"] == "models:/flywheel_demo@champion"
+    assert answer["model"] == f"models:/{name}@champion"
     assert answer["run_id"] == promoted[2]
 
 

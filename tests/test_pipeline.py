@@ -28,7 +28,7 @@ from helpers import (
     tree_digest,
 )
 from project_env import env_with
-from scale_out import assert_trains_under_torchrun
+from scale_out import assert_resumes_under_torchrun, assert_trains_under_torchrun
 
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
 # trains the defaults). The pipeline runs with FIRST, then one param changes to SECOND.
@@ -150,4 +150,6 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     assert listed.stdout.count("\n") == 1
 
     # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
-    assert_trains_under_torchrun(project, env, task)
+    scores = assert_trains_under_torchrun(project, env, task)
+    if task == "text-classification":  # resuming is task-independent code; one task proves DDP
+        assert_resumes_under_torchrun(project, env, scores)

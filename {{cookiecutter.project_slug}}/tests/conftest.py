@@ -6,8 +6,16 @@ own data/, models/ or MLflow store.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,3 +65,155 @@ def trained(workspace: Path) -> Trained:
     result = train(params)
     evaluate(params)
     return Trained(workspace=workspace, params=params, result=result)
+
+
+class TrackingServer:
+    """`mlflow server` as `make mlflow-server` starts it, on a free 127.0.0.1 port, in a process
+    group of its own: killed with its workers, and started again on the same port and store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        options = ["--port", str(self.port), "--workers", "1"]
+        options += ["--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}"]
+        options += ["--artifacts-destination", str(self.root / "mlartifacts")]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", *options],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5):
+                    return
+            except OSError:
+                assert self.process.poll() is None, "the MLflow server exited at start"
+                assert time.monotonic() < deadline, "the MLflow server did not start in 120 s"
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real tracking server for the session. MLflow keeps the last tracking URI it was given
+    process-wide: the session's store is set back after."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    server = TrackingServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    yield server
+    server.kill()
+    mlflow.set_tracking_uri(previous)
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    project: Path
+    # What the kill left: the MLflow run it had started, and a copy of its checkpoints.
+    killed_run_id: str
+    after_kill: Path
+    # The `train` that resumed it, its warnings (one line each), and what `sync-runs` said.
+    result: object
+    warnings: list[str]
+    synced: str
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _kill_after_first_checkpoint(process: subprocess.Popen, checkpoints: Path) -> None:
+    """SIGKILL as soon as a complete checkpoint exists: the process is in its next epoch."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        steps = checkpoints.glob("checkpoint-*")
+        if any((step / "trainer_state.json").is_file() for step in steps):
+            time.sleep(0.05)  # into the next epoch, past any checkpoint file still being written
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def interrupted_run(
+    trained: Trained, tracking_server: TrackingServer, tmp_path_factory
+) -> InterruptedRun:
+    """Two faults in one run with the session's params, logged to the tracking server: a `train`
+    process killed with SIGKILL after its first checkpoint (a pre-empted VM), then `train` again
+    (in this process), during which the tracking server is killed (SIGKILL) as soon as the
+    resumed run's first epoch reached it; then the server is started again on the same store and
+    `sync-runs` runs."""
+    from typer.testing import CliRunner
+
+    from {{ cookiecutter.package_name }} import tracking
+    from {{ cookiecutter.package_name }}.checkpoints import DEFAULT_DIR, RECORD
+    from {{ cookiecutter.package_name }}.cli import app
+    from {{ cookiecutter.package_name }}.train import train
+
+    project = tmp_path_factory.mktemp("interrupted")
+    (project / "data").symlink_to(trained.workspace / "data")
+    shutil.copy(trained.workspace / "params.yaml", project)
+    log_epoch = tracking.log_epoch
+
+    def log_then_kill_the_server(logs: dict, epoch: float) -> None:
+        log_epoch(logs, epoch)
+        if tracking_server.process is not None and any(key.startswith("eval_") for key in logs):
+            tracking_server.kill()
+
+    lines = _Lines()
+    logger = logging.getLogger("{{ cookiecutter.package_name }}")
+    logger.addHandler(lines)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(project)
+            patch.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
+            source = os.pathsep.join([str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+            killed = subprocess.Popen(
+                [sys.executable, "-m", "{{ cookiecutter.package_name }}", "train"],
+                env={**os.environ, "PYTHONPATH": source},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            _kill_after_first_checkpoint(killed, project / DEFAULT_DIR)
+            assert killed.returncode == -signal.SIGKILL, "the training ended before the kill"
+            after_kill = project.parent / f"{project.name}-after-kill"
+            shutil.copytree(project / DEFAULT_DIR, after_kill)
+            killed_run_id = json.loads((project / DEFAULT_DIR / RECORD).read_text())["run_id"]
+
+            patch.setattr(tracking, "log_epoch", log_then_kill_the_server)
+            result = train(trained.params)
+            assert tracking_server.process is None, "the training ended before the server died"
+            tracking_server.start()
+            synced = CliRunner().invoke(app, ["sync-runs"])
+    finally:
+        logger.removeHandler(lines)
+    assert synced.exit_code == 0, synced.output
+    return InterruptedRun(
+        project=project,
+        killed_run_id=killed_run_id,
+        after_kill=after_kill,
+        result=result,
+        warnings=lines.lines,
+        synced=synced.output,
+    )

@@ -23,7 +23,7 @@ SHIFTED_FEATURE = {"text": "oov_rate", "image": "brightness", "audio": "loudness
 
 
 # Requests sent per test: past monitor.min_records, enough for the KS test to see a shift.
-REQUESTS = 40
+REQUESTS = 30
 
 
 def _raw_inputs(split) -> list:

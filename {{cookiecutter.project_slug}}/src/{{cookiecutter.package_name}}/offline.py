@@ -70,7 +70,10 @@ def continue_locally(
         # the sync sets its final status.
         with contextlib.suppress(Exception):
             mlflow.end_run()
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(offline_uri())
+    if configured is not None:  # MLflow copies it there: the project's server stays configured
+        os.environ["MLFLOW_TRACKING_URI"] = configured
     mlflow.set_experiment(experiment_id=_experiment(mlflow.MlflowClient(), experiment))
     run = mlflow.start_run(
         run_name=name,
