@@ -4,6 +4,7 @@ rank 0 logs to MLflow and writes the model, and the single-process contract hold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -64,6 +65,23 @@ def assert_trains_under_torchrun(
     return json.loads(scores)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process `pid` started, at any depth (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 def assert_resumes_under_torchrun(
     project: Baked, env: dict[str, str], uninterrupted: dict[str, object]
 ) -> None:
@@ -76,7 +94,6 @@ def assert_resumes_under_torchrun(
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     checkpoints = project.path / "models" / "checkpoints"
     deadline = time.monotonic() + 600
@@ -87,7 +104,11 @@ def assert_resumes_under_torchrun(
             time.sleep(0.05)
             break
         time.sleep(0.02)
-    os.killpg(killed.pid, signal.SIGKILL)
+    # All at once, as a pre-empted machine stops: torchrun starts each rank in a session of its
+    # own, out of reach of the launcher's process group.
+    for pid in [killed.pid, *_descendants(killed.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     killed.wait(timeout=60)
     assert killed.returncode == -signal.SIGKILL, "the torchrun training ended before the kill"
     run = project.run(*torchrun_train(project), env=environment, timeout=900)

@@ -53,6 +53,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):
         os.environ["MLFLOW_TRACKING_URI"] = previous_uri
 
 
+def _reset_tracking() -> None:
+    """MLflow keeps the last tracking URI a run set (the test server's, the offline store's)
+    process-wide: back to the session's store, where the next test looks."""
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+
+@pytest.fixture(autouse=True)
+def session_tracking(workspace: Path):
+    yield
+    _reset_tracking()
+
+
 @pytest.fixture(scope="session")
 def trained(workspace: Path) -> Trained:
     """prepare, train and evaluate on the embedded default, once per session (seconds on a CPU)."""
@@ -109,16 +122,11 @@ class TrackingServer:
 
 @pytest.fixture(scope="session")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real tracking server for the session. MLflow keeps the last tracking URI it was given
-    process-wide: the session's store is set back after."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
+    """A real tracking server for the session."""
     server = TrackingServer(tmp_path_factory.mktemp("mlflow-server"))
     server.start()
     yield server
     server.kill()
-    mlflow.set_tracking_uri(previous)
 
 
 @dataclass(frozen=True)
@@ -208,6 +216,7 @@ def interrupted_run(
             synced = CliRunner().invoke(app, ["sync-runs"])
     finally:
         logger.removeHandler(lines)
+        _reset_tracking()
     assert synced.exit_code == 0, synced.output
     return InterruptedRun(
         project=project,
