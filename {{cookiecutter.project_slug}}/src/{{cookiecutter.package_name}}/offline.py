@@ -124,14 +124,9 @@ def _copy(local: Any, remote: Any, run: Any, target: str | None) -> str:
     from mlflow.entities import DatasetInput, Metric, Param, RunTag
 
     if target is None:  # the server never had the run: make it there
-        experiment = remote.get_experiment_by_name(
-            local.get_experiment(run.info.experiment_id).name
-        )
-        experiment_id = (
-            experiment.experiment_id
-            if experiment
-            else remote.create_experiment(local.get_experiment(run.info.experiment_id).name)
-        )
+        name = local.get_experiment(run.info.experiment_id).name
+        experiment = remote.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else remote.create_experiment(name)
         target = remote.create_run(experiment_id, run_name=run.info.run_name).info.run_id
     there = remote.get_run(target)
     models = _copy_models(local, remote, run, there.info.experiment_id, target)

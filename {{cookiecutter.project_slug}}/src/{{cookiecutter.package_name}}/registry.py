@@ -21,7 +21,7 @@ from typing import Any
 from .errors import FlywheelError
 from .project import TASK
 from .tasks import task
-from .tracking import EXPERIMENT, check_reachable, get_run, tracking_uri
+from .tracking import EXPERIMENT, get_run, project_client
 
 CHAMPION = "champion"
 MODEL_NAME = EXPERIMENT
@@ -64,15 +64,6 @@ def improvement(candidate: float, champion: float) -> float:
     """How much better the candidate scores, whichever direction the primary metric improves in."""
     gain = candidate - champion if task.JUDGING.greater_is_better else champion - candidate
     return round(gain, 6)
-
-
-def _client() -> Any:
-    import mlflow
-
-    uri = tracking_uri()
-    check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
-    return mlflow.MlflowClient()
 
 
 def _score(run: Any) -> float:
@@ -132,8 +123,8 @@ def _champion(client: Any) -> Version | None:
 def promote(run_id: str, min_improvement: float) -> Promotion:
     """Register the run's model; make it the champion if it beats the current one by
     `min_improvement` (a tie never does). Refused: FlywheelError with both scores."""
-    run = get_run(run_id)
-    client = _client()
+    client = project_client()
+    run = get_run(run_id, client)
     score = _score(run)
     champion = _champion(client)
     candidate = _register(client, run, score)
@@ -168,7 +159,7 @@ def model_folder(model: str) -> Iterator[Path]:
 
     if not sys.stderr.isatty():  # a log (a container's, CI's) gets no progress bar redrawn 44 times
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    _client()  # the project's tracking (and registry) URI, checked reachable
+    project_client()  # the project's tracking (and registry) URI, checked reachable
     with tempfile.TemporaryDirectory(prefix="flywheel-model-") as scratch:
         try:
             path = mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=scratch)

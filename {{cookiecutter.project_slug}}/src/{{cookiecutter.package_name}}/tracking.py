@@ -243,18 +243,26 @@ def trained_run_id(model_dir: Path) -> str:
     return run_id
 
 
-def get_run(run_id: str) -> Any:
-    """The MLflow run `run_id` of the project's store (the tracking URI set for it)."""
+def project_client() -> Any:
+    """A client of the project's tracking store (and registry), its server checked reachable;
+    the store is also set as MLflow's tracking URI, for the calls that read it from there."""
     import mlflow
 
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient()
+
+
+def get_run(run_id: str, client: Any = None) -> Any:
+    """The MLflow run `run_id` of the project's store (through `client` when given)."""
+    import mlflow
+
     try:
-        return mlflow.MlflowClient().get_run(run_id)
+        return (client or project_client()).get_run(run_id)
     except mlflow.exceptions.MlflowException:
         raise FlywheelError(
-            f"run {run_id} is not in the MLflow store at {uri}: "
+            f"run {run_id} is not in the MLflow store at {tracking_uri()}: "
             "pass the id of a run of this project (make mlflow-server lists them)"
         ) from None
 
