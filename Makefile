@@ -16,16 +16,17 @@ help: ## List the available commands
 # sudo -n) where it is missing; elsewhere install it yourself, or those tests fail naming it.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-# Only the dependencies go in: the template is not a package, and an editable install's .pth
-# import would slow every Python start, the bake hooks' included.
-$(BIN)/.installed: pyproject.toml
+# Exactly the versions of uv.lock (--locked: a lock that no longer matches pyproject.toml stops
+# here; `uv lock` updates it). Only the dependencies go in: the template is not a package, and
+# an editable install's .pth import would slow every Python start, the bake hooks' included.
+$(BIN)/.installed: pyproject.toml uv.lock
 	command -v espeak-ng >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 \
 		|| $(SUDO) apt-get install -y -qq espeak-ng >/dev/null \
 		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng >/dev/null; } \
 		|| echo "warning: espeak-ng could not be installed: the real-data tests need it" >&2
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r pyproject.toml --extra dev
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --extra dev --no-install-project
 	touch $@
 
 setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools; install espeak-ng

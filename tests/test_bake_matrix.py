@@ -42,6 +42,7 @@ SHARED_MODULES = [
     "config.py",
     "data.py",
     "device.py",
+    "environment.py",
     "errors.py",
     "evaluate.py",
     "export.py",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -9,13 +10,14 @@ import signal
 import socket
 import subprocess
 import time
+import tomllib
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from helpers import TASKS, Baked, readme_commands
-from project_env import env_with
+from project_env import TORCH_PIN, env_with
 
 
 def free_port() -> int:
@@ -256,24 +258,72 @@ def test_readme_tracking_server_section_works(
     assert logged["models"] == 1
 
 
+def local_torch_indexes(folder: Path, pip_python: Path) -> dict[str, str]:
+    """PyTorch's indexes, where this machine cannot reach them (TORCH_INDEX_URL unset): both
+    names of the generated pyproject.toml pointed at a one-package index holding the torch wheel
+    pip finds (here, the machine's local CPU wheel), passed to uv as UV_INDEX. Where they are
+    reachable (the template's GitHub CI), nothing is overridden."""
+    if os.environ.get("TORCH_INDEX_URL"):
+        return {}
+    wheels = folder / "wheels"
+    download = [str(pip_python), "-m", "pip", "download", "--quiet", "--no-deps", TORCH_PIN]
+    subprocess.run([*download, "--dest", str(wheels)], check=True)
+    [wheel] = wheels.glob("torch-*.whl")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    page = folder / "simple" / "torch" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(f'<a href="{wheel.as_uri()}#sha256={digest}">{wheel.name}</a>\n')
+    index = (folder / "simple").as_uri()
+    return {"UV_INDEX": f"pytorch-cpu={index} pytorch-cu128={index}"}
+
+
 @pytest.mark.slow
-def test_readme_setup_installs_the_project_on_its_own(
-    tmp_path: Path, template: Path, cookies
+def test_readme_setup_installs_the_project_from_its_lock(
+    tmp_path: Path, template: Path, cookies, project_bin: Path
 ) -> None:
-    """On a bare project, `make setup` as written builds .venv from the generated pyproject."""
+    """On a bare project, `make setup` as written writes uv.lock and installs exactly it; a
+    pyproject.toml changed without `make lock` stops it with uv's one line."""
     result = cookies.bake(template=str(template))
     assert result.exit_code == 0, result.exception
     project = Baked(result.project_path)
-    run = project.run("make", "setup", timeout=1500)
+    assert not (project.path / "uv.lock").exists()  # resolved at the first setup, not at bake
+    wrong = project.run("make", "setup", "ACCELERATOR=gpu")
+    assert wrong.returncode != 0 and "ACCELERATOR=gpu: choose cpu or cu128" in wrong.stderr
+    assert not (project.path / ".venv").exists()
+    env = local_torch_indexes(tmp_path / "torch-index", project_bin / "python")
+    run = project.run("make", "setup", env=env, timeout=1500)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    lock = tomllib.loads(project.text("uv.lock"))
+    locked = {package["name"]: package["version"] for package in lock["package"]}
     info = project.run("make", "info")
     assert info.returncode == 0 and ".venv/bin/python" in info.stdout
+    python = str(project.path / ".venv/bin/python")
     check = project.run(
-        ".venv/bin/python",
+        python,
         "-c",
-        "import torch, transformers, mlflow, fastapi; print(torch.__version__)",
+        "import json, torch, transformers, mlflow, fastapi\n"
+        "from flywheel_demo import tracking\n"
+        "print(json.dumps([torch.__version__, transformers.__version__, mlflow.__version__,"
+        " tracking.dependencies_hash()]))",
     )
     assert check.returncode == 0, check.stderr
+    torch_version, transformers_version, mlflow_version, recorded = json.loads(check.stdout)
+    assert [torch_version, transformers_version, mlflow_version] == [
+        locked["torch"],
+        locked["transformers"],
+        locked["mlflow"],
+    ]
+    lock_hash = hashlib.sha256((project.path / "uv.lock").read_bytes()).hexdigest()
+    assert recorded == ["uv.lock", lock_hash]  # what each run tags as its dependency lock
+
+    # A dependency added without `make lock`: setup refuses, naming the fix; the lock stays.
+    pyproject = project.text("pyproject.toml")
+    added = pyproject.replace("dependencies = [\n", 'dependencies = [\n  "six>=1.16",\n', 1)
+    (project.path / "pyproject.toml").write_text(added, encoding="utf-8")
+    stale = project.run("make", "setup", env=env, timeout=600)
+    assert stale.returncode != 0
+    assert "`uv lock`" in stale.stderr and "--locked" in stale.stderr, stale.stderr[-2000:]
+    assert hashlib.sha256((project.path / "uv.lock").read_bytes()).hexdigest() == lock_hash
 
 
 def test_makefile_help_lists_every_readme_target(projects: dict[str, Baked]) -> None:

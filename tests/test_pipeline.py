@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -125,6 +126,8 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     reproduced = must(clone, f"MLFLOW_TRACKING_URI={store} make reproduce RUN={run_id}", clone_env)
     assert "reproduced: every metric matches exactly" in reproduced, reproduced
     assert re.search(rf"^{metric}\s+\S+\s+\S+\s+0$", reproduced, re.M), reproduced
+    assert "environment differs" not in reproduced  # the same packages as the run's
+    assert tags["lineage.environment_hash"] and tags["lineage.dependency_file"] == "pyproject.toml"
     must(clone, "dvc pull", clone_env)
     for folder in ("data/prepared", "models/model"):
         assert tree_digest(clone.path / folder) == tree_digest(project.path / folder), folder
@@ -138,11 +141,19 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     cached.chmod(0o644)
     with cached.open("ab") as file:
         file.write(b"tampered")
-    run = project.run("make", "reproduce", f"RUN={run_id}", env=env, timeout=300)
+    # ...and one package more on the path than the run had: a one-line warning names it.
+    probe = tmp_path / "probe" / "flywheel_probe-1.0.dist-info"
+    probe.mkdir(parents=True)
+    (probe / "METADATA").write_text("Metadata-Version: 2.1\nName: flywheel-probe\nVersion: 1.0\n")
+    probed = {**env, "PYTHONPATH": f"{env['PYTHONPATH']}{os.pathsep}{probe.parent}"}
+    run = project.run("make", "reproduce", f"RUN={run_id}", env=probed, timeout=300)
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, run.stderr
     assert "data hash mismatch" in errors[0] and "train.parquet altered" in errors[0]
+    [warning] = [line for line in run.stderr.splitlines() if "environment differs" in line]
+    assert f"run {run_id}'s: flywheel-probe 1.0 (not in the run's);" in warning, warning
+    assert "the run had no uv.lock" in warning  # the shared test environment has no lock
     assert tree_digest(project.path / "models/model") == model_before
     listed = subprocess.run(
         ["git", "worktree", "list"], cwd=project.path, capture_output=True, text=True, check=True

@@ -56,6 +56,9 @@ def test_one_uv_release_everywhere() -> None:
         "Makefile": r"^UV_VERSION := (\S+)$",
         "pyproject.toml": r'"uv==([^"]+)"',
         f"{TEMPLATE_DIR_NAME}/Makefile": r"^UV_VERSION \?= (\S+)$",
+        f"{TEMPLATE_DIR_NAME}/pyproject.toml": r'"uv==([^"]+)"',
+        f"{TEMPLATE_DIR_NAME}/deploy/skypilot/train.yaml": r'"uv==([^"]+)"',
+        f"{TEMPLATE_DIR_NAME}/.github/workflows/template-drift.yml": r'"uv==([^"]+)"',
         f"{TEMPLATE_DIR_NAME}/Dockerfile": r"^ARG UV_VERSION=(\S+)$",
         f"{TEMPLATE_DIR_NAME}/.github/workflows/ci.yml": r'^\s+UV_VERSION: "([^"]+)"$',
     }

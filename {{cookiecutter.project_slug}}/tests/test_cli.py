@@ -139,6 +139,27 @@ def test_reproduce_without_a_tracking_store_creates_none(tmp_path, monkeypatch) 
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_reproduce_names_how_this_environment_differs_from_the_run(trained, monkeypatch) -> None:
+    """The run's own `environment.txt` against the packages installed now: nothing when they
+    are the same; one line naming what changed, what was added and what is missing when not."""
+    from {{ cookiecutter.package_name }} import environment, tracking
+    from {{ cookiecutter.package_name }}.reproduce import environment_difference
+
+    run = tracking.get_run(trained.result.run_id)
+    assert environment_difference(run) is None
+    now = dict(environment.installed(tracking.EXPERIMENT))
+    now["torch"] = "0.0.1"
+    now["flywheel-probe"] = "1.0"
+    del now["numpy"]
+    monkeypatch.setattr(environment, "installed", lambda project: now)
+    line = environment_difference(run)
+    assert line is not None and "\n" not in line
+    named = f"this environment differs from run {run.info.run_id}'s: torch 0.0.1 (run: "
+    assert line.startswith(named)
+    assert "flywheel-probe 1.0 (not in the run's), numpy missing (run: " in line
+    assert line.endswith("the run had no uv.lock to install its environment from")
+
+
 def test_predict_prints_one_json_line_per_input(trained) -> None:
     from {{ cookiecutter.package_name }}.config import EXAMPLES_DIR
 

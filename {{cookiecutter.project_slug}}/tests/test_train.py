@@ -6,9 +6,10 @@ import shutil
 import mlflow
 import pandas as pd
 import pytest
+import torch
 
 from answers import same_prediction
-from {{ cookiecutter.package_name }} import tracking
+from {{ cookiecutter.package_name }} import environment, tracking
 from {{ cookiecutter.package_name }}.baselines import margin, shortfall
 from {{ cookiecutter.package_name }}.config import (
     EVALUATE_PLOTS_DIR,
@@ -98,6 +99,11 @@ def test_the_mlflow_run_holds_params_metrics_tags_and_model(trained) -> None:
     # DVC's name for the prepared data: `<md5>.dir`, as dvc.lock records it.
     assert tags["lineage.data_hash"].endswith(".dir")
     assert len(tags["lineage.data_hash"]) == 36
+    # The packages the run ran with, and their hash: what `reproduce` compares with its own.
+    listed = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{environment.ARTIFACT}")
+    packages = environment.parse(listed)
+    assert packages["torch"] == torch.__version__ and packages["mlflow"] == mlflow.__version__
+    assert environment.fingerprint(packages) == tags[environment.HASH_TAG]
     artifacts = {
         path
         for folder in ("plots/train", "plots/evaluate")

@@ -4,6 +4,8 @@ The run's tags name the git commit and the DVC hash of its data. The commit is c
 separate git worktree (the project's own tree is never touched); DVC restores the data from the
 project's cache, or from the remote when the cache lacks it, and the data's hash must equal the
 run's; then `dvc repro` re-runs training and evaluation there and each test metric is compared.
+When the installed packages differ from the run's, one line says which, and how to install the
+run's `uv.lock`: the re-run goes ahead with this environment.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import tracking
+from . import environment, tracking
 from .config import METRICS_FILE, PREPARED_DIR
 from .errors import FlywheelError
 from .pipeline import (
@@ -116,6 +118,36 @@ def _lineage(run: Any) -> tuple[str, str]:
     return commit, tags["lineage.data_hash"]
 
 
+def environment_difference(run: Any) -> str | None:
+    """One line naming how this environment differs from the run's; None when it does not, or
+    when the run predates the record."""
+    recorded_hash = run.data.tags.get(environment.HASH_TAG)
+    current = environment.installed(tracking.EXPERIMENT)
+    if not recorded_hash or environment.fingerprint(current) == recorded_hash:
+        return None
+    import mlflow
+
+    run_id = run.info.run_id
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=environment.ARTIFACT,
+                dst_path=folder,
+                tracking_uri=tracking.tracking_uri(),
+            )
+            recorded = environment.parse(Path(path).read_text(encoding="utf-8"))
+        what = environment.summary(environment.differences(recorded, current))
+    except Exception:  # the list is lost (a deleted artifact): the hash alone still tells
+        what = "the installed packages"
+    commit = run.data.tags.get("lineage.git_commit", "none")[:12]
+    if run.data.tags.get("lineage.dependency_file") == "uv.lock":
+        how = f"`git checkout {commit} -- pyproject.toml uv.lock && make setup` installs the run's"
+    else:
+        how = "the run had no uv.lock to install its environment from"
+    return f"this environment differs from run {run_id}'s: {what}; {how}"
+
+
 def _commit_locking(root: Path, data_hash: str, commit: str) -> str:
     """A commit whose dvc.lock records this data: the run's own, or the later one that
     committed the lock `dvc repro` wrote while the run was made."""
@@ -204,6 +236,9 @@ def reproduce(run_id: str, root: Path = Path()) -> Reproduction:
         raise FlywheelError("reproduce needs the project's git and DVC repository: run `make init`")
     run = _original_run(run_id)
     commit, data_hash = _lineage(run)
+    difference = environment_difference(run)
+    if difference:
+        print(f"warning: {difference}", file=sys.stderr, flush=True)
     lock_commit = _commit_locking(root, data_hash, commit)
     scratch = Path(tempfile.mkdtemp(prefix="reproduce-"))
     worktree = scratch / "tree"

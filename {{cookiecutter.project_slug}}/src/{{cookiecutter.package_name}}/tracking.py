@@ -2,8 +2,8 @@
 
 Local by default (`mlflow.db` in the project, artifacts in `mlruns/`); any server through
 `MLFLOW_TRACKING_URI`. Every run records the git commit (and whether the tree was dirty), the
-hash of the prepared data, the hash of the dependency specification, and the container image when
-`CONTAINER_IMAGE` names one.
+hash of the prepared data, the hash of the dependency lock (`uv.lock`), the installed packages
+(`environment.txt`) and their hash, and the container image when `CONTAINER_IMAGE` names one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import environment
 from .errors import FlywheelError
 from .project import TASK
 from .tasks import task
@@ -126,12 +127,14 @@ def lineage_tags(data_hash: str) -> dict[str, str]:
     # `dvc repro` runs) does not make the code dirty.
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *BOOKKEEPING)
     dependency_file, dependency_hash = dependencies_hash()
+    packages = environment.installed(EXPERIMENT)
     tags = {
         "lineage.git_commit": commit or "none",
         "lineage.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
         "lineage.data_hash": data_hash,
         "lineage.dependency_file": dependency_file,
         "lineage.dependency_hash": dependency_hash,
+        environment.HASH_TAG: environment.fingerprint(packages),
         "lineage.python": platform.python_version(),
         "lineage.torch": torch.__version__,
         "lineage.transformers": transformers.__version__,
@@ -310,6 +313,9 @@ def tracked_run(
         if fresh:
             mlflow.log_params(params)
             mlflow.set_tags(tags)
+            if environment.HASH_TAG in tags and not nested:  # a trial's is its parent's
+                packages = environment.installed(EXPERIMENT)
+                mlflow.log_text(environment.as_text(packages), environment.ARTIFACT)
         yield run
     except BaseException:
         _end_run("FAILED")
