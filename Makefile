@@ -34,7 +34,9 @@ setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test 
 demo: setup ## Bake the default project into demo/, install it, train and try its model
 	rm -rf demo
 	$(BIN)/cookiecutter --no-input --output-dir demo .
-	$(MAKE) -C demo/flywheel_demo setup train predict
+	index="$$($(BIN)/python tests/torch_index.py)"; \
+		if [ -n "$$index" ]; then echo "PyTorch's index is unreachable: torch from a local index"; fi; \
+		UV_INDEX="$$index" $(MAKE) -C demo/flywheel_demo setup train predict
 
 test: setup ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from helpers import TASKS, Baked, readme_commands
-from project_env import TORCH_PIN, env_with
+from project_env import env_with
+from torch_index import uv_index
 
 
 def free_port() -> int:
@@ -258,25 +259,6 @@ def test_readme_tracking_server_section_works(
     assert logged["models"] == 1
 
 
-def local_torch_indexes(folder: Path, pip_python: Path) -> dict[str, str]:
-    """PyTorch's indexes, where this machine cannot reach them (TORCH_INDEX_URL unset): both
-    names of the generated pyproject.toml pointed at a one-package index holding the torch wheel
-    pip finds (here, the machine's local CPU wheel), passed to uv as UV_INDEX. Where they are
-    reachable (the template's GitHub CI), nothing is overridden."""
-    if os.environ.get("TORCH_INDEX_URL"):
-        return {}
-    wheels = folder / "wheels"
-    download = [str(pip_python), "-m", "pip", "download", "--quiet", "--no-deps", TORCH_PIN]
-    subprocess.run([*download, "--dest", str(wheels)], check=True)
-    [wheel] = wheels.glob("torch-*.whl")
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    page = folder / "simple" / "torch" / "index.html"
-    page.parent.mkdir(parents=True)
-    page.write_text(f'<a href="{wheel.as_uri()}#sha256={digest}">{wheel.name}</a>\n')
-    index = (folder / "simple").as_uri()
-    return {"UV_INDEX": f"pytorch-cpu={index} pytorch-cu128={index}"}
-
-
 @pytest.mark.slow
 def test_readme_setup_installs_the_project_from_its_lock(
     tmp_path: Path, template: Path, cookies, project_bin: Path
@@ -290,7 +272,9 @@ def test_readme_setup_installs_the_project_from_its_lock(
     wrong = project.run("make", "setup", "ACCELERATOR=gpu")
     assert wrong.returncode != 0 and "ACCELERATOR=gpu: choose cpu or cu128" in wrong.stderr
     assert not (project.path / ".venv").exists()
-    env = local_torch_indexes(tmp_path / "torch-index", project_bin / "python")
+    # PyTorch's indexes, or where they are unreachable a local one with pip's torch wheel.
+    index = uv_index(tmp_path / "torch-index", str(project_bin / "python"))
+    env = {"UV_INDEX": index} if index else {}
     run = project.run("make", "setup", env=env, timeout=1500)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     lock = tomllib.loads(project.text("uv.lock"))

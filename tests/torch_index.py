@@ -1,0 +1,65 @@
+"""Where uv finds torch for a generated project's `make setup`: for `make demo` and the tests.
+
+A generated project locks torch from PyTorch's own indexes (download.pytorch.org), as uv's
+PyTorch guide does. Where they answer, this prints nothing and nothing is overridden. Where they
+do not (a closed network that reaches PyPI only, like the template's development machine), it
+builds a one-package index of the torch wheel pip finds (there, the machine's local CPU wheel)
+and prints its file URL, for UV_INDEX="pytorch-cpu=<url> pytorch-cu128=<url>". A lock made that
+way names this machine's paths: it is for the demo and the tests, not for a project to commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from project_env import TORCH_PIN
+
+PYTORCH_INDEX = "https://download.pytorch.org/whl/cpu/torch/"
+
+
+def reachable(url: str = PYTORCH_INDEX) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def local_index(folder: Path, python: str = sys.executable) -> str:
+    """A PEP 503 index in `folder` holding the wheel `pip download TORCH_PIN` brings; its URL."""
+    page = folder / "simple" / "torch" / "index.html"
+    if not page.is_file():
+        wheels = folder / "wheels"
+        download = [python, "-m", "pip", "download", "--quiet", "--no-deps", TORCH_PIN]
+        subprocess.run([*download, "--dest", str(wheels)], check=True)
+        [wheel] = wheels.glob("torch-*.whl")
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(f'<a href="{wheel.as_uri()}#sha256={digest}">{wheel.name}</a>\n')
+    return (folder / "simple").as_uri()
+
+
+def uv_index(folder: Path, python: str = sys.executable) -> str:
+    """UV_INDEX's value that points both of a project's PyTorch indexes at the local one, or ""
+    where PyTorch's own answer."""
+    if reachable():
+        return ""
+    url = local_index(folder, python)
+    return f"pytorch-cpu={url} pytorch-cu128={url}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", type=Path, default=Path(".cache/torch-index"))
+    args = parser.parse_args()
+    print(uv_index(args.folder.resolve()))
+
+
+if __name__ == "__main__":
+    main()
