@@ -34,7 +34,7 @@ setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test 
 demo: setup ## Bake the default project into demo/, install it, train and try its model
 	rm -rf demo
 	$(BIN)/cookiecutter --no-input --output-dir demo .
-	index="$$($(BIN)/python tests/torch_index.py)"; \
+	index="$$($(BIN)/python tests/torch_index.py)" && \
 		if [ -n "$$index" ]; then echo "PyTorch's index is unreachable: torch from a local index"; fi; \
 		UV_INDEX="$$index" $(MAKE) -C demo/flywheel_demo setup train predict
 

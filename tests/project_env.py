@@ -3,25 +3,36 @@
 Heavy packages (torch, transformers, mlflow, dvc) take minutes to install, so the bake tests install
 the union of the baked projects' dependencies once into `.cache/project-env` and run every generated
 project's commands with it first on PATH. The environment is rebuilt only when that union changes.
+
+It installs the versions pinned in `tests/project-env.txt` (uv's resolution of that union), so a
+release on PyPI changes nothing until the pins are made again:
+`.venv/bin/python tests/project_env.py --lock` after a dependency of the template changes; the
+suite stops, naming that command, when the pins no longer cover the union.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import tomllib
 import venv
 from collections.abc import Iterable
 from pathlib import Path
 
 from filelock import FileLock
-from helpers import TEMPLATE_ROOT, uv_install
+from helpers import TASKS, TEMPLATE_ROOT, uv_install
+from packaging.requirements import Requirement
 
 ENV_DIR = TEMPLATE_ROOT / ".cache" / "project-env"
 # The CPU build on this machine's local wheel store (or TORCH_INDEX_URL); an unpinned torch would
 # pull CUDA wheels.
 TORCH_PIN = "torch==2.13.0"
+PINS = TEMPLATE_ROOT / "tests" / "project-env.txt"
+LOCK_COMMAND = ".venv/bin/python tests/project_env.py --lock"
 
 
 def project_requirements(projects: Iterable[Path]) -> list[str]:
@@ -34,15 +45,48 @@ def project_requirements(projects: Iterable[Path]) -> list[str]:
     return sorted(requirements)
 
 
+def pinned() -> dict[str, str]:
+    """tests/project-env.txt's versions by (canonical) package name."""
+    pins = {}
+    for line in PINS.read_text(encoding="utf-8").splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            requirement = Requirement(line.split(";")[0].split("#")[0].strip())
+            [specifier] = requirement.specifier
+            pins[canonical(requirement.name)] = specifier.version
+    return pins
+
+
+def canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def uncovered(requirements: Iterable[str], pins: dict[str, str]) -> list[str]:
+    """The requirements (for this interpreter) that no pin satisfies."""
+    missing = []
+    for line in requirements:
+        requirement = Requirement(line)
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        version = pins.get(canonical(requirement.name))
+        if version is None or not requirement.specifier.contains(version, prereleases=True):
+            missing.append(line)
+    return missing
+
+
 def ensure_project_env(requirements: list[str]) -> Path:
-    """The `bin` folder of an environment holding exactly these requirements."""
+    """The `bin` folder of an environment holding these requirements at the pinned versions."""
+    stale = uncovered(requirements, pinned())
+    if stale:
+        raise RuntimeError(
+            f"tests/project-env.txt does not pin {', '.join(stale)}: run `{LOCK_COMMAND}`"
+        )
     ENV_DIR.parent.mkdir(parents=True, exist_ok=True)
     marker = ENV_DIR / "requirements.txt"
-    # Where torch comes from, as the generated Makefile and CI read it: on a GitHub runner the CPU
-    # index keeps the multi-GB CUDA build off a CPU-only test machine.
+    # Where torch comes from, as the template's CI sets it: on a GitHub runner the CPU index keeps
+    # the multi-GB CUDA build off a CPU-only test machine.
     torch_index = os.environ.get("TORCH_INDEX_URL", "")
     source = f"# torch from {torch_index}\n" if torch_index else ""
-    wanted = "\n".join(requirements) + "\n" + source
+    wanted = PINS.read_text(encoding="utf-8") + source
     with FileLock(str(ENV_DIR) + ".lock"):
         if marker.is_file() and marker.read_text(encoding="utf-8") == wanted:
             return ENV_DIR / "bin"
@@ -57,7 +101,7 @@ def ensure_project_env(requirements: list[str]) -> Path:
             subprocess.run(
                 [python, "-m", "pip", "install", "--quiet", *index, TORCH_PIN], check=True
             )
-        uv_install(Path(python), requirements)
+        uv_install(Path(python), ["--requirement", str(PINS)])
         marker.write_text(wanted, encoding="utf-8")
     return ENV_DIR / "bin"
 
@@ -78,3 +122,45 @@ def env_with(bin_dir: Path, project: Path) -> dict[str, str]:
         # from about 35 s to many minutes.
         "OMP_NUM_THREADS": "1",
     }
+
+
+def lock() -> None:
+    """Resolve the union of the default bakes' requirements again into tests/project-env.txt,
+    with torch's CPU build (the wheel pip finds, as the environment installs it)."""
+    from cookiecutter.main import cookiecutter
+    from torch_index import local_index
+
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = []
+        for task in TASKS:
+            out = Path(scratch) / task
+            cookiecutter(
+                str(TEMPLATE_ROOT), no_input=True, extra_context={"task": task}, output_dir=str(out)
+            )
+            paths.append(next(out.iterdir()))
+        union = Path(scratch) / "union.in"
+        union.write_text("\n".join(project_requirements(paths)) + "\n", encoding="utf-8")
+        index = Path(local_index(Path(scratch) / "torch", sys.executable).removeprefix("file://"))
+        only_torch = Path(scratch) / "torch.txt"
+        only_torch.write_text(TORCH_PIN + "\n", encoding="utf-8")
+        uv = Path(sys.executable).with_name("uv")
+        command = [str(uv), "pip", "compile", "--quiet", "--no-header", "--no-annotate"]
+        torch = ["--find-links", str(index.parent / "wheels"), "--constraint", str(only_torch)]
+        command += ["--python-version", "3.11", "--no-emit-find-links"]
+        pins = subprocess.run(
+            [*command, *torch, str(union)], check=True, capture_output=True, text=True
+        ).stdout
+    header = (
+        "# The suite's project environment (tests/project_env.py): uv's resolution of every\n"
+        "# generated project's requirements, Python 3.11, torch's CPU build. Made by\n"
+        f"#   {LOCK_COMMAND}\n"
+    )
+    PINS.write_text(header + pins, encoding="utf-8")
+    print(f"{PINS.relative_to(TEMPLATE_ROOT)}: {len(pinned())} packages")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="The suite's project environment.")
+    parser.add_argument("--lock", action="store_true", help="make tests/project-env.txt again")
+    if parser.parse_args().lock:
+        lock()

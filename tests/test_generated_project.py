@@ -274,11 +274,14 @@ def test_readme_setup_installs_the_project_from_its_lock(
     assert not (project.path / ".venv").exists()
     # PyTorch's indexes, or where they are unreachable a local one with pip's torch wheel.
     index = uv_index(tmp_path / "torch-index", str(project_bin / "python"))
-    env = {"UV_INDEX": index} if index else {}
+    # Compiling 21,000 files to bytecode (a minute on two busy cores) is not what this checks.
+    env = {"UV_COMPILE_BYTECODE": "0"} | ({"UV_INDEX": index} if index else {})
     run = project.run("make", "setup", env=env, timeout=1500)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     lock = tomllib.loads(project.text("uv.lock"))
     locked = {package["name"]: package.get("version") for package in lock["package"]}
+    # One torch per build (cpu, cu128) where PyTorch's indexes are reachable: setup takes cpu's.
+    locked["torch"] = {p["version"] for p in lock["package"] if p["name"] == "torch"}
     info = project.run("make", "info")
     assert info.returncode == 0 and ".venv/bin/python" in info.stdout
     python = str(project.path / ".venv/bin/python")
@@ -292,11 +295,8 @@ def test_readme_setup_installs_the_project_from_its_lock(
     )
     assert check.returncode == 0, check.stderr
     torch_version, transformers_version, mlflow_version, recorded = json.loads(check.stdout)
-    assert [torch_version, transformers_version, mlflow_version] == [
-        locked["torch"],
-        locked["transformers"],
-        locked["mlflow"],
-    ]
+    assert torch_version in locked["torch"] and "+cu" not in torch_version
+    assert [transformers_version, mlflow_version] == [locked["transformers"], locked["mlflow"]]
     lock_hash = hashlib.sha256((project.path / "uv.lock").read_bytes()).hexdigest()
     assert recorded == ["uv.lock", lock_hash]  # what each run tags as its dependency lock
 

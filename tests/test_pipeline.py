@@ -153,7 +153,7 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     assert "data hash mismatch" in errors[0] and "train.parquet altered" in errors[0]
     [warning] = [line for line in run.stderr.splitlines() if "environment differs" in line]
     assert f"run {run_id}'s: flywheel-probe 1.0 (not in the run's);" in warning, warning
-    assert "the run had no uv.lock" in warning  # the shared test environment has no lock
+    assert "the run had no committed uv.lock" in warning  # the shared test environment has none
     assert tree_digest(project.path / "models/model") == model_before
     listed = subprocess.run(
         ["git", "worktree", "list"], cwd=project.path, capture_output=True, text=True, check=True

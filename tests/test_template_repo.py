@@ -130,3 +130,31 @@ def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     workers = re.findall(r"^\[(gw\d+)\] .*PASSED", result.stdout, re.M)
     assert len(workers) == 4 and len(set(workers)) == 1, result.stdout
+
+
+def test_the_suite_environment_is_pinned_and_a_stale_pin_is_named() -> None:
+    """The generated projects' tests run in an environment installed from tests/project-env.txt;
+    a requirement the pins do not satisfy stops the suite with the command that pins again."""
+    from project_env import LOCK_COMMAND, ensure_project_env, pinned, uncovered
+
+    pins = pinned()
+    assert pins["torch"].endswith("+cpu") and "mlflow" in pins and "transformers" in pins
+    assert uncovered(["torch>=2.4,<3", "uvloop>=0.19; sys_platform == 'win32'"], pins) == []
+    stale = ["numpy>=99", "not-a-pinned-package>=1"]
+    assert uncovered(stale, pins) == stale
+    with pytest.raises(RuntimeError, match=re.escape(f"run `{LOCK_COMMAND}`")):
+        ensure_project_env(stale)
+
+
+def test_own_lock_matches_pyproject() -> None:
+    """`make setup` installs the template's tools with `uv sync --locked` from uv.lock, which must
+    answer pyproject.toml as it is now (checked offline)."""
+    uv = Path(sys.executable).with_name("uv")
+    run = subprocess.run(
+        [str(uv), "lock", "--locked", "--offline"],
+        cwd=TEMPLATE_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr

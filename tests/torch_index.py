@@ -33,6 +33,7 @@ def reachable(url: str = PYTORCH_INDEX) -> bool:
 
 def local_index(folder: Path, python: str = sys.executable) -> str:
     """A PEP 503 index in `folder` holding the wheel `pip download TORCH_PIN` brings; its URL."""
+    folder = folder / TORCH_PIN.replace("==", "-")  # a new pin, a new index
     page = folder / "simple" / "torch" / "index.html"
     if not page.is_file():
         wheels = folder / "wheels"

@@ -157,7 +157,7 @@ def test_reproduce_names_how_this_environment_differs_from_the_run(trained, monk
     named = f"this environment differs from run {run.info.run_id}'s: torch 0.0.1 (run: "
     assert line.startswith(named)
     assert "flywheel-probe 1.0 (not in the run's), numpy missing (run: " in line
-    assert line.endswith("the run had no uv.lock to install its environment from")
+    assert line.endswith("the run had no committed uv.lock to install its environment from")
 
 
 def test_predict_prints_one_json_line_per_input(trained) -> None:

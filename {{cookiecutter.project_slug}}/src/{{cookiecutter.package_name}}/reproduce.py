@@ -141,10 +141,18 @@ def environment_difference(run: Any) -> str | None:
     except Exception:  # the list is lost (a deleted artifact): the hash alone still tells
         what = "the installed packages"
     commit = run.data.tags.get("lineage.git_commit", "none")[:12]
-    if run.data.tags.get("lineage.dependency_file") == "uv.lock":
-        how = f"`git checkout {commit} -- pyproject.toml uv.lock && make setup` installs the run's"
+    # The lock must be in the run's commit, not only on the disk of the machine that ran it.
+    committed = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}:uv.lock"], capture_output=True, check=False
+    )
+    if run.data.tags.get("lineage.dependency_file") == "uv.lock" and committed.returncode == 0:
+        # The run's torch build: a local version such as 2.9.1+cu128 names it.
+        build = run.data.tags.get("lineage.torch", "").partition("+")[2]
+        accelerator = " ACCELERATOR=cu128" if build.startswith("cu") else ""
+        setup = f"make setup{accelerator}"
+        how = f"`git checkout {commit} -- pyproject.toml uv.lock && {setup}` installs the run's"
     else:
-        how = "the run had no uv.lock to install its environment from"
+        how = "the run had no committed uv.lock to install its environment from"
     return f"this environment differs from run {run_id}'s: {what}; {how}"
 
 
