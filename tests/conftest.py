@@ -5,10 +5,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from cookiecutter.main import cookiecutter
 from helpers import (
     TASKS,
-    TEMPLATE_ROOT,
     Baked,
     bake_copier,
     combination_id,
@@ -16,7 +14,7 @@ from helpers import (
     pairwise_matrix,
     snapshot_template,
 )
-from project_env import ensure_project_env, project_requirements
+from project_env import bake_defaults, ensure_project_env, project_requirements
 
 # Bakes of the matrix, once per combination and worker process.
 _BAKES: dict[str, tuple[Baked, Baked]] = {}
@@ -41,14 +39,7 @@ def _build_project_env() -> None:
 
 def _bake_and_install() -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        paths = []
-        for task in TASKS:
-            out = Path(scratch) / task
-            cookiecutter(
-                str(TEMPLATE_ROOT), no_input=True, extra_context={"task": task}, output_dir=str(out)
-            )
-            paths.append(next(out.iterdir()))
-        ensure_project_env(project_requirements(paths))
+        ensure_project_env(project_requirements(bake_defaults(Path(scratch))))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

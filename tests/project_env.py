@@ -124,22 +124,29 @@ def env_with(bin_dir: Path, project: Path) -> dict[str, str]:
     }
 
 
+def bake_defaults(folder: Path) -> list[Path]:
+    """Each task's project with the default answers, baked into `folder`."""
+    from cookiecutter.main import cookiecutter
+
+    paths = []
+    for task in TASKS:
+        out = folder / task
+        cookiecutter(
+            str(TEMPLATE_ROOT), no_input=True, extra_context={"task": task}, output_dir=str(out)
+        )
+        paths.append(next(out.iterdir()))
+    return paths
+
+
 def lock() -> None:
     """Resolve the union of the default bakes' requirements again into tests/project-env.txt,
     with torch's CPU build (the wheel pip finds, as the environment installs it)."""
-    from cookiecutter.main import cookiecutter
     from torch_index import local_index
 
     with tempfile.TemporaryDirectory() as scratch:
-        paths = []
-        for task in TASKS:
-            out = Path(scratch) / task
-            cookiecutter(
-                str(TEMPLATE_ROOT), no_input=True, extra_context={"task": task}, output_dir=str(out)
-            )
-            paths.append(next(out.iterdir()))
         union = Path(scratch) / "union.in"
-        union.write_text("\n".join(project_requirements(paths)) + "\n", encoding="utf-8")
+        requirements = project_requirements(bake_defaults(Path(scratch)))
+        union.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         index = Path(local_index(Path(scratch) / "torch", sys.executable).removeprefix("file://"))
         only_torch = Path(scratch) / "torch.txt"
         only_torch.write_text(TORCH_PIN + "\n", encoding="utf-8")
