@@ -26,6 +26,7 @@ from pathlib import Path
 from filelock import FileLock
 from helpers import TASKS, TEMPLATE_ROOT, uv_install
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ENV_DIR = TEMPLATE_ROOT / ".cache" / "project-env"
 # The CPU build on this machine's local wheel store (or TORCH_INDEX_URL); an unpinned torch would
@@ -52,12 +53,8 @@ def pinned() -> dict[str, str]:
         if "==" in line and not line.lstrip().startswith("#"):
             requirement = Requirement(line.split(";")[0].split("#")[0].strip())
             [specifier] = requirement.specifier
-            pins[canonical(requirement.name)] = specifier.version
+            pins[canonicalize_name(requirement.name)] = specifier.version
     return pins
-
-
-def canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def uncovered(requirements: Iterable[str], pins: dict[str, str]) -> list[str]:
@@ -67,7 +64,7 @@ def uncovered(requirements: Iterable[str], pins: dict[str, str]) -> list[str]:
         requirement = Requirement(line)
         if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
             continue
-        version = pins.get(canonical(requirement.name))
+        version = pins.get(canonicalize_name(requirement.name))
         if version is None or not requirement.specifier.contains(version, prereleases=True):
             missing.append(line)
     return missing
@@ -141,18 +138,18 @@ def bake_defaults(folder: Path) -> list[Path]:
 def lock() -> None:
     """Resolve the union of the default bakes' requirements again into tests/project-env.txt,
     with torch's CPU build (the wheel pip finds, as the environment installs it)."""
-    from torch_index import local_index
+    from torch_index import torch_wheel
 
     with tempfile.TemporaryDirectory() as scratch:
         union = Path(scratch) / "union.in"
         requirements = project_requirements(bake_defaults(Path(scratch)))
         union.write_text("\n".join(requirements) + "\n", encoding="utf-8")
-        index = Path(local_index(Path(scratch) / "torch", sys.executable).removeprefix("file://"))
+        wheels = torch_wheel(Path(scratch) / "torch", sys.executable).parent
         only_torch = Path(scratch) / "torch.txt"
         only_torch.write_text(TORCH_PIN + "\n", encoding="utf-8")
         uv = Path(sys.executable).with_name("uv")
         command = [str(uv), "pip", "compile", "--quiet", "--no-header", "--no-annotate"]
-        torch = ["--find-links", str(index.parent / "wheels"), "--constraint", str(only_torch)]
+        torch = ["--find-links", str(wheels), "--constraint", str(only_torch)]
         command += ["--python-version", "3.11", "--no-emit-find-links"]
         pins = subprocess.run(
             [*command, *torch, str(union)], check=True, capture_output=True, text=True

@@ -31,19 +31,28 @@ def reachable(url: str = PYTORCH_INDEX) -> bool:
         return False
 
 
-def local_index(folder: Path, python: str = sys.executable) -> str:
-    """A PEP 503 index in `folder` holding the wheel `pip download TORCH_PIN` brings; its URL."""
-    folder = folder / TORCH_PIN.replace("==", "-")  # a new pin, a new index
-    page = folder / "simple" / "torch" / "index.html"
-    if not page.is_file():
-        wheels = folder / "wheels"
+def torch_wheel(folder: Path, python: str = sys.executable) -> Path:
+    """The wheel `pip download TORCH_PIN` brings, kept in `folder` (per pin)."""
+    wheels = folder / TORCH_PIN.replace("==", "-") / "wheels"  # a new pin, a new download
+    found = sorted(wheels.glob("torch-*.whl"))
+    if not found:
         download = [python, "-m", "pip", "download", "--quiet", "--no-deps", TORCH_PIN]
         subprocess.run([*download, "--dest", str(wheels)], check=True)
-        [wheel] = wheels.glob("torch-*.whl")
+        found = sorted(wheels.glob("torch-*.whl"))
+    [wheel] = found
+    return wheel
+
+
+def local_index(folder: Path, python: str = sys.executable) -> str:
+    """A PEP 503 index beside that wheel, holding it; its URL."""
+    wheel = torch_wheel(folder, python)
+    simple = wheel.parent.parent / "simple"
+    page = simple / "torch" / "index.html"
+    if not page.is_file():
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(f'<a href="{wheel.as_uri()}#sha256={digest}">{wheel.name}</a>\n')
-    return (folder / "simple").as_uri()
+    return simple.as_uri()
 
 
 def uv_index(folder: Path, python: str = sys.executable) -> str:
