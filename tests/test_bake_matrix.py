@@ -24,6 +24,7 @@ LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 
 TASK_FILES = {
     "text-classification": ["classification.py", "tasks/text_classification.py"],
+    "text-generation": ["openai_api.py", "tasks/text_generation.py"],
     "audio-classification": ["audio.py", "classification.py", "tasks/audio_classification.py"],
     "speech-recognition": ["audio.py", "toy_speech.py", "tasks/speech_recognition.py"],
     "text-to-speech": ["audio.py", "synthesis.py", "toy_speech.py", "tasks/text_to_speech.py"],
@@ -107,8 +108,9 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
     files.add(f"tests/test_{combination['task'].replace('-', '_')}.py")
     if "audio.py" in modules:
         files.add("tests/test_audio.py")
-    # Speech synthesis has no ONNX graph: its own tests check that `export` says why.
-    if combination["task"] != "text-to-speech":
+    # Speech synthesis and generation have no ONNX graph: their own tests check that `export`
+    # says why.
+    if combination["task"] not in {"text-to-speech", "text-generation"}:
         files.add("tests/test_export.py")
     if combination["use_docker"] == "yes":
         files |= {"Dockerfile", ".dockerignore", "compose.yaml"}

@@ -95,7 +95,11 @@ def test_the_server_sees_the_training_tensors(client: TestClient, monkeypatch) -
     assert post_predict(client, task.example_input(test)).status_code == 200
     assert set(seen) == set(training_batch)
     for key, tensor in training_batch.items():
-        assert torch.equal(seen[key], tensor), key
+        served = seen[key]
+        if served.shape != tensor.shape:  # a language model's training rows go on with the answer
+            assert (task.INPUT_KIND, task.TARGET) == ("text", "transcript"), key
+            tensor = tensor[:, : served.shape[1]]
+        assert torch.equal(served, tensor), key
 
 
 def test_concurrent_requests_share_model_calls_and_get_their_own_answers(trained) -> None:

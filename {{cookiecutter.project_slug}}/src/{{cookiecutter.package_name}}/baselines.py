@@ -13,9 +13,9 @@ from typing import Any
 from .tasks import task
 
 
-def score_baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+def score_baselines(train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]:
     """Each baseline's test metrics: `{name: {metric: value}}`, rounded like the model's."""
-    scores = task.baselines(train, test)
+    scores = task.baselines(train, test, params)
     return {
         name: {metric: round(float(value), 6) for metric, value in sorted(metrics.items())}
         for name, metrics in scores.items()

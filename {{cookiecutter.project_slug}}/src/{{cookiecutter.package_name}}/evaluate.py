@@ -30,7 +30,12 @@ def evaluate_model(
 
     with tempfile.TemporaryDirectory() as scratch:
         args = trainer_arguments(params.train, scratch, speed_ups=False, disable_tqdm=True)
-        evaluator = Trainer(model=model, args=args, data_collator=task.collator(processor))
+        evaluator = Trainer(
+            model=model,
+            args=args,
+            data_collator=task.collator(processor),
+            preprocess_logits_for_metrics=task.reduce_logits,
+        )
         gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
         prediction = evaluator.predict(encode(test, processor))
     return score(processor, model, prediction, test, plots_dir, metrics_file, baselines)
@@ -66,7 +71,7 @@ def evaluate(params: Params, model_dir: Path = MODEL_DIR) -> dict[str, Any]:
 
     predictor = Predictor(model_dir)
     splits = load_prepared()
-    baselines = score_baselines(splits["train"], splits["test"])
+    baselines = score_baselines(splits["train"], splits["test"], params)
     return evaluate_model(
         params, predictor.processor, predictor.model, splits["test"], baselines=baselines
     )

@@ -42,7 +42,12 @@ def _vocabulary(processor: Any) -> tuple[set[str], bool]:
     tokenizer = getattr(processor, "tokenizer", processor)
     tokens = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
     specials = re.compile(r"^(\[.*\]|<.*>|##.*)$")
-    words = {token.lower() for token in tokens if len(token) > 1 and not specials.match(token)}
+    # Byte-level BPE and SentencePiece mark a word's start (Ġ, ▁): the word is what follows.
+    words = {
+        token.lower().lstrip("\u0120\u2581")
+        for token in tokens
+        if len(token) > 1 and not specials.match(token)
+    }
     if words:
         return words, True
     return {token.lower() for token in tokens if len(token) == 1}, False
@@ -52,6 +57,8 @@ def input_summary(decoded: Any, vocabulary: tuple[set[str], bool]) -> dict[str, 
     """A decoded input's summary features (text, image or audio)."""
     if task.INPUT_KIND == "text":
         known, by_word = vocabulary
+        if not isinstance(decoded, str):  # a conversation (text generation): what it says
+            decoded = " ".join(message["content"] for message in decoded)
         words = re.findall(r"\w+", decoded.lower())
         units = words if by_word else [char for char in decoded.lower() if not char.isspace()]
         unknown = sum(unit not in known for unit in units) / len(units) if units and known else 0.0

@@ -51,7 +51,7 @@ class Predictor:
 
         batch = self.features(raw_inputs)
         with torch.inference_mode():
-            outputs = self.call(**batch)
+            outputs = task.run_model(self.call, batch)
         return task.postprocess(self.processor, self.model, outputs)
 
 

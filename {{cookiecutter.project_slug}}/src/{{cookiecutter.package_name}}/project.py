@@ -3,3 +3,4 @@
 TASK = "{{ cookiecutter.task }}"
 MODALITY = "{{ cookiecutter.__modality }}"
 LICENSE = "{{ cookiecutter.license }}"
+SLUG = "{{ cookiecutter.project_slug }}"

@@ -97,6 +97,9 @@ def create_app(
         return {"predictions": predictions}
 
     app = FastAPI(title="{{ cookiecutter.project_slug }}", version=__version__, lifespan=lifespan)
+    router = task.api_router(state)  # the task's own endpoints (text generation: OpenAI's API)
+    if router is not None:
+        app.include_router(router)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

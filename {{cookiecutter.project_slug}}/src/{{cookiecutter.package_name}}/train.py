@@ -123,9 +123,13 @@ def _early_stopping(patience: int | None) -> list[Any]:
     return [EarlyStoppingCallback(early_stopping_patience=patience), StopWhenPerfect()]
 
 
-def _save(processor: Any, model: Any, model_dir: Path, run_id: str | None) -> None:
+def _save(processor: Any, model: Any, model_dir: Path, run_id: str | None) -> Any:
     """Replace the saved model atomically: a failed save keeps the previous one. The folder's
-    manifest records the run and every file's checksum (checked before the model is used)."""
+    manifest records the run and every file's checksum (checked before the model is used).
+    A PEFT adapter (LoRA) is merged into its base weights first, so the folder is always a whole
+    checkpoint that `predict`, `serve`, vLLM and llama.cpp load alike; returns the model saved."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
     model_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".model-", dir=model_dir.parent))
     try:
@@ -136,6 +140,7 @@ def _save(processor: Any, model: Any, model_dir: Path, run_id: str | None) -> No
         staging.rename(model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return model
 
 
 def selection_greater_is_better() -> bool:
@@ -191,6 +196,7 @@ def build_trainer(
         eval_dataset=features["validation"],
         data_collator=_collator(processor, augment),
         compute_metrics=task.compute_metrics(processor),
+        preprocess_logits_for_metrics=task.reduce_logits,
         callbacks=[
             _epoch_logger(),
             *_early_stopping(params.train.early_stopping_patience),
@@ -229,13 +235,12 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         if not trainer.is_world_process_zero():
             return TrainResult(metrics={}, run_id=None, model_uri=None, history=[])
 
-        model = trainer.model
-        _save(processor, model, model_dir, run.info.run_id if run else None)
+        model = _save(processor, trainer.model, model_dir, run.info.run_id if run else None)
         plots.loss_curve(trainer.state.log_history, TRAIN_PLOTS_DIR)
         # The run records its test scores too; metrics.json and the evaluation plots in the
         # project are the `evaluate` stage's outputs, so these go to a scratch folder.
         test_plots = Path(scratch) / "evaluate"
-        baselines = score_baselines(splits["train"], splits["test"])
+        baselines = score_baselines(splits["train"], splits["test"], params)
         metrics = score(processor, model, prediction, splits["test"], test_plots, None, baselines)
         model_uri = (
             tracking.resilient(

@@ -22,8 +22,13 @@ from pydantic import Field
 from .. import audio, classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..schema import DataSource, Section
+from .contract import forward_pass, no_router
 
 INPUT_KIND = "audio"
+# One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
+run_model = forward_pass
+api_router = no_router
+reduce_logits = None
 # Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
 decode_input = audio.decode
 example_input = audio.example_wav
@@ -121,7 +126,7 @@ def load_source(source: Path, params: Any):
     )
 
 
-def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+def baselines(train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler

@@ -35,6 +35,9 @@ class Task(Protocol):
     # The task's own sections of params.yaml (the shared ones live in config.py).
     DataParams: type[Section]
     ModelParams: type[Section]
+    # What evaluation keeps of each batch's logits (text generation: the predicted token ids, not
+    # a vocabulary-wide row per token); None keeps them whole.
+    reduce_logits: Callable[[Any, Any], Any] | None
 
     # Data: the offline default, a local source in the documented layout, example files.
     def embedded_dataset(self, params: Any) -> Any: ...
@@ -60,8 +63,14 @@ class Task(Protocol):
     def report(
         self, processor: Any, model: Any, prediction: Any, test: Any, plots_dir: Path
     ) -> dict[str, float]: ...
-    def baselines(self, train: Any, test: Any) -> dict[str, dict[str, float]]: ...
+    def baselines(self, train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]: ...
     def postprocess(self, processor: Any, model: Any, outputs: Any) -> list[dict[str, Any]]: ...
+    # The model's work on a collated batch, whose result `postprocess` reads: one call of the
+    # model (PyTorch or ONNX) for most tasks, a generation loop for text generation.
+    def run_model(self, call: Any, batch: dict[str, Any]) -> Any: ...
+    # Endpoints the task serves beside /health and /predict (text generation: the OpenAI API),
+    # reading the loaded model from the server's `state`; None: no more.
+    def api_router(self, state: dict[str, Any]) -> Any: ...
     def decode_input(self, raw: Any, name: str = "input") -> Any: ...
     def example_input(self, dataset: Any) -> Any: ...
 
@@ -76,3 +85,13 @@ def alters_batches(augment: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def augments_batches(augment: Callable[[Any], Any] | None) -> bool:
     return getattr(augment, "alters_batches", False)
+
+
+def forward_pass(call: Any, batch: dict[str, Any]) -> Any:
+    """`run_model` of the tasks that answer in one call of the model."""
+    return call(**batch)
+
+
+def no_router(state: dict[str, Any]) -> None:
+    """`api_router` of the tasks that serve only /health and /predict."""
+    return None

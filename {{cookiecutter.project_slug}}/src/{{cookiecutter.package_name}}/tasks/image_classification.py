@@ -22,8 +22,13 @@ from ..classification import compute_metrics, label_config, postprocess, report,
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
 from .contract import alters_batches
+from .contract import forward_pass, no_router
 
 INPUT_KIND = "image"
+# One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
+run_model = forward_pass
+api_router = no_router
+reduce_logits = None
 ACCEPTED_INPUT = "a PNG, JPEG or other image file"
 TARGET = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
@@ -114,7 +119,7 @@ def _grey_pixels(images: list[Any]) -> Any:
     )
 
 
-def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+def baselines(train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler

@@ -22,8 +22,13 @@ from .. import classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
+from .contract import forward_pass, no_router
 
 INPUT_KIND = "text"
+# One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
+run_model = forward_pass
+api_router = no_router
+reduce_logits = None
 ACCEPTED_INPUT = "non-blank text"
 TARGET = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
@@ -144,7 +149,7 @@ def load_source(source: Path, params: Any):
     return load_dataset(formats[source.suffix], data_files=str(source), split="train")
 
 
-def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+def baselines(train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

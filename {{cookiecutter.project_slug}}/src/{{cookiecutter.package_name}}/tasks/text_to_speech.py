@@ -26,8 +26,13 @@ from pydantic import Field
 from .. import audio, toy_speech
 from ..errors import FlywheelError, InputTooLarge, unreachable
 from ..schema import DataSource, Judging, Section
+from .contract import forward_pass, no_router
 
 INPUT_KIND = "text"
+# One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
+run_model = forward_pass
+api_router = no_router
+reduce_logits = None
 ACCEPTED_INPUT = "non-blank text"
 TARGET = "speech"
 WHY_NO_ONNX = (
@@ -389,7 +394,7 @@ def compute_metrics(processor: Any):
     return metrics
 
 
-def baselines(train: Any, test: Any) -> dict[str, dict[str, float]]:
+def baselines(train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]:
     """Frames without a model, scored like the model against the test split's audio."""
     from transformers import SpeechT5FeatureExtractor
 

@@ -1,0 +1,347 @@
+"""The OpenAI API for a text generation model: the endpoints clients of hosted LLMs already call.
+
+`POST /v1/chat/completions` and `POST /v1/completions` (with `stream: true` as server-sent
+events), `GET /v1/models`; `usage` counts prompt and completion tokens. The official `openai`
+client pointed at `http://HOST:PORT/v1` works unchanged. A request the model cannot answer (too
+long, `max_tokens` over the cap, an unknown model, malformed messages) gets a 4xx in OpenAI's
+error shape with one line that says why. One generation runs at a time: on a CPU, two would each
+take twice as long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .project import SLUG
+from .tasks.text_generation import prompt_ids
+
+# The name clients pass as `model` (and /v1/models lists).
+MODEL_NAME = SLUG
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Sampling(BaseModel):
+    """What both completion endpoints accept besides the prompt (OpenAI's names and ranges)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int = Field(default=1, ge=1, le=1)
+
+
+class ChatRequest(Sampling):
+    messages: list[Message] = Field(min_length=1)
+
+
+class CompletionRequest(Sampling):
+    prompt: str
+
+
+class Refused(Exception):
+    """A request answered with a 4xx: its status, OpenAI's error type and code, and why."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status, self.param, self.code = status, param, code or None
+
+
+def error_body(message: str, param: str | None = None, code: str | None = None) -> dict:
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
+
+
+def _parse(model: type[BaseModel], raw: bytes) -> Any:
+    """The request body as `model`, or a `Refused` naming the first problem."""
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        raise Refused(400, "the request body is not JSON: send a JSON object") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "the request body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise Refused(400, f"{where}: {first['msg']}", param=where) from None
+
+
+class Generator:
+    """The loaded model and tokenizer, generating one request at a time."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.tokenizer = predictor.processor
+        self.model = predictor.model
+        self.cap = int(self.model.generation_config.max_new_tokens or 256)
+        self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        self.lock = threading.Lock()
+
+    def prompt_ids(self, messages: list[dict[str, str]] | None, text: str | None) -> list[int]:
+        if messages is not None:
+            return prompt_ids(self.tokenizer, messages)
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def settings(self, request: Sampling, prompt: list[int]) -> dict[str, Any]:
+        """Generation settings from the request, refused where the model cannot meet them."""
+        if request.model != MODEL_NAME:
+            raise Refused(
+                404,
+                f"model '{request.model}' does not exist: this server serves '{MODEL_NAME}' "
+                "(GET /v1/models)",
+                param="model",
+                code="model_not_found",
+            )
+        wanted = request.max_completion_tokens or request.max_tokens or self.cap
+        if wanted > self.cap:
+            raise Refused(
+                400,
+                f"max_tokens: {wanted} is over this server's cap of {self.cap} "
+                "(model.max_new_tokens in params.yaml)",
+                param="max_tokens",
+            )
+        if self.context and len(prompt) + wanted > self.context:
+            raise Refused(
+                400,
+                f"messages: the prompt has {len(prompt)} tokens; with max_tokens {wanted} that is "
+                f"over the model's context of {self.context} tokens: shorten it",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        sample = request.temperature > 0
+        stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+        settings: dict[str, Any] = {"max_new_tokens": wanted, "do_sample": sample}
+        if sample:
+            settings |= {"temperature": request.temperature, "top_p": request.top_p, "top_k": 0}
+        if stops:
+            settings |= {"stop_strings": stops, "tokenizer": self.tokenizer}
+        return settings | {"_stops": stops, "_seed": request.seed}
+
+    def _run(self, prompt: list[int], settings: dict[str, Any], streamer: Any = None) -> list[int]:
+        import torch
+        from transformers import set_seed
+
+        seed = settings["_seed"]
+        generation = {key: value for key, value in settings.items() if not key.startswith("_")}
+        ids = torch.tensor([prompt], device=self.model.device)
+        with self.lock, torch.inference_mode():
+            if seed is not None:
+                set_seed(seed)
+            output = self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                streamer=streamer,
+                **generation,
+            )
+        new = output[0, len(prompt) :].tolist()
+        end = self.model.generation_config.eos_token_id
+        ends = set(end if isinstance(end, list) else [end])
+        return [
+            token for token in new if token not in ends and token != self.tokenizer.pad_token_id
+        ]
+
+    def complete(self, prompt: list[int], settings: dict[str, Any]) -> tuple[str, int, str]:
+        """The response text, its token count and why it ended (`stop` or `length`)."""
+        stops = settings["_stops"]
+        tokens = self._run(prompt, settings)
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text, stopped = _cut(text, stops)
+        finish = "length" if len(tokens) >= settings["max_new_tokens"] and not stopped else "stop"
+        return text, len(tokens), finish
+
+    def stream(self, prompt: list[int], settings: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        """("text", piece) as tokens arrive, then ("done", (token count, finish reason))."""
+        from transformers import TextIteratorStreamer
+
+        stops = settings["_stops"]
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["tokens"] = self._run(prompt, settings, streamer)
+            except Exception as error:  # surfaced to the client's stream below
+                result["error"] = error
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        sent, held = "", ""
+        hold = max((len(stop) for stop in stops), default=1) - 1
+        for piece in streamer:
+            held += piece
+            text, stopped = _cut(held, stops)
+            if stopped:
+                held = text
+                break
+            ready = held[: len(held) - hold] if hold else held
+            if ready:
+                sent += ready
+                held = held[len(ready) :]
+                yield "text", ready
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        text, stopped = _cut(held, stops)
+        if text:
+            yield "text", text
+        tokens = len(result["tokens"])
+        finish = "length" if tokens >= settings["max_new_tokens"] and not stopped else "stop"
+        yield "done", (tokens, finish)
+
+
+def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
+    """The text before the first stop string (which OpenAI leaves out), and whether one came."""
+    positions = [text.find(stop) for stop in stops if stop and stop in text]
+    return (text[: min(positions)], True) if positions else (text, False)
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def router(state: dict[str, Any]) -> APIRouter:
+    # Out of the server's own OpenAPI schema (which the fuzz test reads): these endpoints follow
+    # OpenAI's published one, and tests/test_text_generation.py drives them with its client.
+    api = APIRouter(prefix="/v1", tags=["OpenAI API"], include_in_schema=False)
+
+    def generator() -> Generator:
+        if "generator" not in state:
+            state["generator"] = Generator(state["predictor"])
+        return state["generator"]
+
+    def refused(error: Refused) -> JSONResponse:
+        return JSONResponse(
+            error_body(str(error), error.param, error.code), status_code=error.status
+        )
+
+    def record(prompt_text: str, text: str) -> None:
+        if "recorder" in state:
+            state["recorder"].record([prompt_text], [{"text": text}])
+
+    @api.get("/models")
+    def models() -> dict[str, Any]:
+        model = {"id": MODEL_NAME, "object": "model", "created": 0, "owned_by": "ml-flywheel"}
+        return {"object": "list", "data": [model]}
+
+    async def answer(request: Request, chat: bool) -> Any:
+        try:
+            body = _parse(ChatRequest if chat else CompletionRequest, await request.body())
+            model = generator()
+            if chat:
+                messages = [{"role": m.role, "content": m.content} for m in body.messages]
+                prompt = model.prompt_ids(messages, None)
+                prompt_text = messages[-1]["content"]
+            else:
+                if not body.prompt.strip():
+                    raise Refused(400, "prompt: the prompt is empty: send non-blank text", "prompt")
+                prompt, prompt_text = model.prompt_ids(None, body.prompt), body.prompt
+            settings = model.settings(body, prompt)
+        except Refused as error:
+            return refused(error)
+        ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        kind = "chat.completion" if chat else "text_completion"
+        if body.stream:
+            include_usage = bool((body.stream_options or {}).get("include_usage"))
+            events = _events(model, prompt, settings, ident, created, kind, chat, include_usage)
+            return StreamingResponse(events, media_type="text/event-stream")
+        text, tokens, finish = await asyncio.to_thread(model.complete, prompt, settings)
+        record(prompt_text, text)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        return {
+            "id": ident,
+            "object": kind,
+            "created": created,
+            "model": MODEL_NAME,
+            "choices": [choice],
+            "usage": _usage(len(prompt), tokens),
+        }
+
+    @api.post("/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        return await answer(request, chat=True)
+
+    @api.post("/completions")
+    async def completions(request: Request) -> Any:
+        return await answer(request, chat=False)
+
+    return api
+
+
+async def _events(
+    model: Generator,
+    prompt: list[int],
+    settings: dict[str, Any],
+    ident: str,
+    created: int,
+    kind: str,
+    chat: bool,
+    include_usage: bool,
+) -> AsyncIterator[str]:
+    """Server-sent events as OpenAI streams them: a chunk per piece of text, a last chunk with
+    the finish reason (and usage where asked), then `data: [DONE]`."""
+    chunk_kind = f"{kind}.chunk" if chat else kind
+    pieces = model.stream(prompt, settings)
+    done = object()
+
+    def chunk(delta: str | None, finish: str | None, role: bool = False) -> str:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+        if chat:
+            choice["delta"] = ({"role": "assistant"} if role else {}) | (
+                {"content": delta} if delta is not None else {}
+            )
+        else:
+            choice["text"] = delta or ""
+        body = {"id": ident, "object": chunk_kind, "created": created, "model": MODEL_NAME}
+        return f"data: {json.dumps(body | {'choices': [choice]})}\n\n"
+
+    if chat:
+        yield chunk("", None, role=True)
+    while True:
+        item = await asyncio.to_thread(next, pieces, done)
+        if item is done:
+            break
+        what, value = item
+        if what == "text":
+            yield chunk(value, None)
+            continue
+        tokens, finish = value
+        yield chunk(None if chat else "", finish)
+        if include_usage:
+            last = {"id": ident, "object": chunk_kind, "created": created, "model": MODEL_NAME}
+            last |= {"choices": [], "usage": _usage(len(prompt), tokens)}
+            yield f"data: {json.dumps(last)}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,219 @@
+"""The text generation task's own parts: TRL's data conventions, the OpenAI API (with the official
+client, streaming included), its errors, LoRA on a pretrained checkpoint by config, and export."""
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+from typer.testing import CliRunner
+
+from {{ cookiecutter.package_name }}.bench import running_server
+from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.config import MODEL_DIR, load_params
+from {{ cookiecutter.package_name }}.data import load_prepared, prepare
+from {{ cookiecutter.package_name }}.errors import FlywheelError
+from {{ cookiecutter.package_name }}.openai_api import MODEL_NAME
+from {{ cookiecutter.package_name }}.predict import Predictor
+from {{ cookiecutter.package_name }}.tasks.text_generation import conversation, token_f1
+from {{ cookiecutter.package_name }}.train import train
+
+
+def _prepared(tmp_path: Path, source: Path, **data):
+    params = load_params()
+    params = params.model_copy(
+        update={"data": params.data.model_copy(update={"source": str(source), **data})}
+    )
+    prepare(params, tmp_path / "prepared")
+    return load_prepared(tmp_path / "prepared")
+
+
+def test_jsonl_in_trl_conventions_is_loaded(tmp_path: Path) -> None:
+    lines = []
+    for i in range(20):
+        chat = [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": f"Echo {i}"},
+            {"role": "assistant", "content": str(i)},
+        ]
+        lines.append({"messages": chat})
+        lines.append({"prompt": f"Say {i}", "completion": f"{i}!"})
+    source = tmp_path / "chats.jsonl"
+    source.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    splits = _prepared(tmp_path, source)
+    rows = [row for split in splits.values() for row in split]
+    assert len(rows) == 40
+    pairs = {(row["input"], row["label"]) for row in rows}
+    assert ("Say 7", "7!") in pairs
+    # A conversation with a system message stays a conversation: the answer is its last turn.
+    chats = [conversation(row["input"]) for row in rows if row["label"] == "7"]
+    assert chats == [
+        [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Echo 7"}]
+    ]
+
+
+def test_a_bad_line_or_a_conversation_without_an_answer_is_named(tmp_path: Path) -> None:
+    source = tmp_path / "chats.jsonl"
+    source.write_text('{"prompt": "a", "completion": "b"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(FlywheelError, match=r"chats\.jsonl line 2 is not JSON"):
+        _prepared(tmp_path, source)
+    source.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    with pytest.raises(
+        FlywheelError, match=r"row 1: 'messages' must be .* ending with the assistant"
+    ):
+        _prepared(tmp_path, source)
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_token_f1_scores_word_overlap() -> None:
+    assert token_f1("2021-07-14", "2021-07-14") == 1
+    assert token_f1("47000 mL", "47000 L") == pytest.approx(0.5)
+    assert token_f1("Lisbon", "") == 0
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    with running_server(MODEL_DIR, trained.params.serve) as url:
+        yield url.removesuffix("/predict")
+
+
+def test_the_openai_client_works_unchanged(server, trained) -> None:
+    client = OpenAI(base_url=f"{server}/v1", api_key="unused")
+    assert [model.id for model in client.models.list()] == [MODEL_NAME]
+    test = load_prepared()["test"]
+    prompt, reference = test[0]["input"], test[0]["label"]
+    chat = client.chat.completions.create(
+        model=MODEL_NAME, messages=[{"role": "user", "content": prompt}], max_tokens=24
+    )
+    # The API answers as `predict` does: the same model, the same greedy decoding.
+    assert chat.choices[0].message.content == Predictor().predict([prompt])[0]["text"]
+    assert chat.choices[0].message.content == reference
+    assert chat.choices[0].finish_reason == "stop"
+    assert chat.usage.prompt_tokens > 5 and 0 < chat.usage.completion_tokens <= 24
+    assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
+
+    stream = client.chat.completions.create(
+        model=MODEL_NAME,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=24,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == chat.choices[0].message.content
+    assert chunks[-1].usage.completion_tokens == chat.usage.completion_tokens
+
+    text = client.completions.create(model=MODEL_NAME, prompt="Convert 5 km", max_tokens=3)
+    assert text.usage.completion_tokens <= 3 and text.choices[0].finish_reason in {"stop", "length"}
+    sampled = [
+        client.chat.completions.create(
+            model=MODEL_NAME,
+            messages=[{"role": "user", "content": "Which month"}],
+            max_tokens=8,
+            temperature=1.5,
+            seed=7,
+        )
+        .choices[0]
+        .message.content
+        for _ in range(2)
+    ]
+    assert sampled[0] == sampled[1]  # the same seed samples the same answer
+
+
+def test_a_stop_string_ends_the_answer_before_it(server, trained) -> None:
+    client = OpenAI(base_url=f"{server}/v1", api_key="unused")
+    test = load_prepared()["test"]
+    row = next(row for row in test if row["label"].count("-") == 2)  # a date, YYYY-MM-DD
+    answer = client.chat.completions.create(
+        model=MODEL_NAME, messages=[{"role": "user", "content": row["input"]}], stop=["-"]
+    )
+    assert answer.choices[0].message.content == row["label"].split("-")[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (
+            {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            404,
+            "model 'gpt-4o' does not exist",
+        ),
+        (
+            {
+                "model": MODEL_NAME,
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 10_000,
+            },
+            400,
+            "max_tokens: 10000 is over",
+        ),
+        (
+            {"model": MODEL_NAME, "messages": [{"role": "user", "content": "word " * 400}]},
+            400,
+            "over the model's context",
+        ),
+        (
+            {"model": MODEL_NAME, "messages": [{"role": "robot", "content": "hi"}]},
+            400,
+            "messages.0.role",
+        ),
+        ({"model": MODEL_NAME, "messages": []}, 400, "messages"),
+        ({"model": MODEL_NAME, "messages": "hi"}, 400, "messages"),
+    ],
+)
+def test_requests_the_model_cannot_answer_get_one_line_in_openai_shape(
+    server, body, status, says
+) -> None:
+    answer = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=30)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert says in error["message"] and "\n" not in error["message"]
+    assert error["type"] == "invalid_request_error"
+
+
+def test_lora_fine_tunes_a_pretrained_checkpoint_by_config(trained, tmp_path, monkeypatch) -> None:
+    """The trained small model stands in for a downloaded checkpoint: LoRA adapters on its
+    attention, trained for two epochs, merged into the saved weights."""
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(MODEL_DIR, checkpoint)
+    params = trained.params
+    lora = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    model = params.model.model_copy(update={"pretrained": str(checkpoint), "lora": lora})
+    model = type(params.model).model_validate(model.model_dump())
+    run = params.model_copy(
+        update={"model": model, "train": params.train.model_copy(update={"epochs": 2})}
+    )
+    result = train(run, tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
+    assert "peft_config" not in saved and not (tmp_path / "model" / "adapter_config.json").exists()
+    # The base model is the checkpoint as it was: its answers are the trained small model's.
+    assert (
+        result.metrics["baselines"]["base_model"]["exact_match"]
+        == trained.result.metrics["exact_match"]
+    )
+    assert result.metrics["exact_match"] >= trained.result.metrics["exact_match"] - 0.1
+
+
+def test_a_lora_target_the_model_lacks_is_named(trained, tmp_path) -> None:
+    from {{ cookiecutter.package_name }}.tasks.text_generation import build
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(MODEL_DIR, checkpoint)
+    params = trained.params
+    lora = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query_key_value"]}
+    model = type(params.model).model_validate(
+        params.model.model_dump() | {"pretrained": str(checkpoint), "lora": lora}
+    )
+    with pytest.raises(FlywheelError, match=r"model\.lora\.target_modules"):
+        build(params.model_copy(update={"model": model}), load_prepared()["train"], [])
+
+
+def test_export_says_in_one_line_why_generation_has_no_onnx_graph(trained) -> None:
+    result = CliRunner().invoke(app, ["export"])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert line.startswith("error: text-generation models are not exported to ONNX: generation")
+    assert "\n" not in line
