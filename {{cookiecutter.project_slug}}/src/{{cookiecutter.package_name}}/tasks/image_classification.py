@@ -21,8 +21,7 @@ from .. import classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
-from .contract import alters_batches
-from .contract import forward_pass, no_router
+from .contract import alters_batches, forward_pass, no_router
 
 INPUT_KIND = "image"
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.

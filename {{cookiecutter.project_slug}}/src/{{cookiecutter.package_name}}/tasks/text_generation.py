@@ -54,9 +54,17 @@ JUDGING = Judging(
 # The tokens of the small tokenizer's chat template; `<|end|>` closes every turn (the EOS).
 ROLES = ("system", "user", "assistant")
 PAD, END = "<|pad|>", "<|end|>"
+# Jinja, as chat templates are written, spelled with (% %) and (( )) here: this file is itself a
+# template of the project generator, which would render Jinja's own brackets away.
 CHAT_TEMPLATE = (
-    "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    (
+        "(% for message in messages %)<|(( message['role'] ))|>(( message['content'] ))<|end|>"
+        "(% endfor %)(% if add_generation_prompt %)<|assistant|>(% endif %)"
+    )
+    .replace("(%", "{" + "%")
+    .replace("%)", "%" + "}")
+    .replace("((", "{" + "{")
+    .replace("))", "}" + "}")
 )
 
 
@@ -185,7 +193,7 @@ def _pair(row: dict[str, Any], prompt_column: str, completion_column: str, where
             or messages[-1].get("role") != "assistant"
         ):
             raise FlywheelError(
-                f"{where}: 'messages' must be a list of {{role, content}} ending with the "
+                f"{where}: 'messages' must be a list of role/content messages ending with the "
                 "assistant's answer"
             )
         return _as_prompt(messages[:-1]), messages[-1]["content"]
