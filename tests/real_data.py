@@ -255,6 +255,52 @@ def unreadable_files(dest: Path) -> dict[str, Path]:
     return paths
 
 
+
+SECTIONS = ("games", "sound", "science", "mail")
+
+
+def _short_descriptions(sections: Sequence[str], per_section: int, seed: int) -> list[tuple]:
+    """(short description, section) pairs from ``apt-cache dumpavail``, each description under
+    one section only, sampled per section and sorted."""
+    dump = subprocess.run(
+        ["apt-cache", "dumpavail"], check=True, capture_output=True, text=True
+    ).stdout
+    found: dict[str, set[str]] = {}
+    for record in dump.split("\n\n"):
+        fields = dict(re.findall(r"^(Section|Description): (.*)$", record, flags=re.M))
+        section = fields.get("Section", "").rsplit("/", 1)[-1]
+        if section in sections and fields.get("Description"):
+            found.setdefault(" ".join(fields["Description"].split()), set()).add(section)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for section in sections:
+        texts = sorted(text for text, where in found.items() if where == {section})
+        picked = rng.choice(len(texts), size=per_section, replace=False)
+        rows += [(texts[i], section) for i in sorted(picked)]
+    return rows
+
+
+def package_sections(dest: Path, per_section: int = 75, seed: int = 0) -> Path:
+    """Text generation: JSON Lines in TRL's conventions asking which Debian section a package
+    belongs in from its one-line description (answer: one word); even rows as `messages`, odd
+    rows as conversational `prompt`/`completion`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    system = {"role": "system", "content": f"Answer with one word: {', '.join(SECTIONS)}."}
+    lines = []
+    pairs = _short_descriptions(SECTIONS, per_section, seed)
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    for index, position in enumerate(order):
+        description, section = pairs[position]
+        user = {"role": "user", "content": f"Debian section of: {description}"}
+        answer = {"role": "assistant", "content": section}
+        if index % 2:
+            row = {"prompt": [system, user], "completion": [answer]}
+        else:
+            row = {"messages": [system, user, answer]}
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    dest.write_text("".join(lines), encoding="utf-8")
+    return dest
+
 def _words(count: int, seed: int) -> list[str]:
     """Distinct lowercase English words of 3-7 letters from Debian's package descriptions."""
     rows = _package_rows(("games", "sound", "science", "mail"), 150, seed)

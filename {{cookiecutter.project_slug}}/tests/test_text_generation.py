@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.bench import running_server
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, load_params
+from {{ cookiecutter.package_name }}.config import MODEL_DIR, MONITOR_DIR, load_params
 from {{ cookiecutter.package_name }}.data import load_prepared, prepare
 from {{ cookiecutter.package_name }}.errors import FlywheelError
+from {{ cookiecutter.package_name }}.monitor import DRIFT_FILE, monitor
 from {{ cookiecutter.package_name }}.openai_api import MODEL_NAME
 from {{ cookiecutter.package_name }}.predict import Predictor
 from {{ cookiecutter.package_name }}.tasks.text_generation import conversation, token_f1
@@ -172,6 +173,42 @@ def test_requests_the_model_cannot_answer_get_one_line_in_openai_shape(
     error = answer.json()["error"]
     assert says in error["message"] and "\n" not in error["message"]
     assert error["type"] == "invalid_request_error"
+
+
+def test_monitor_reports_tokens_latency_and_cost(trained, tmp_path, monkeypatch) -> None:
+    (tmp_path / "data").symlink_to(trained.workspace / "data")
+    monkeypatch.chdir(tmp_path)  # where the server records
+    settings = trained.params.monitor.model_copy(update={"min_records": 5})
+    params = trained.params.model_copy(update={"monitor": settings})
+    model_dir = trained.workspace / MODEL_DIR
+    prompts = load_prepared()["test"]["input"][:4]
+    with running_server(model_dir, params.serve, monitoring=settings) as url:
+        client = OpenAI(base_url=url.replace("/predict", "/v1"), api_key="unused")
+        usages = [
+            client.chat.completions.create(
+                model=MODEL_NAME, messages=[{"role": "user", "content": prompt}], max_tokens=16
+            ).usage
+            for prompt in prompts
+        ]
+        stream = client.completions.create(
+            model=MODEL_NAME,
+            prompt=prompts[0],
+            max_tokens=4,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usages.append(list(stream)[-1].usage)
+    monitor(params, model_dir)  # the server has stopped: every record is written
+    spent = json.loads((tmp_path / MONITOR_DIR / DRIFT_FILE).read_text(encoding="utf-8"))["usage"]
+    assert spent["requests"] == 5
+    [day] = spent["days"].values()
+    prompt_tokens = sum(usage.prompt_tokens for usage in usages)
+    completion_tokens = sum(usage.completion_tokens for usage in usages)
+    assert (day["prompt_tokens"], day["completion_tokens"]) == (prompt_tokens, completion_tokens)
+    price = settings.prompt_token_price * prompt_tokens
+    price += settings.completion_token_price * completion_tokens
+    assert day["cost"] == spent["cost"] == round(price / 1_000_000, 6) > 0
+    assert 0 < spent["ttft_ms"]["p50"] <= spent["latency_ms"]["p50"]
 
 
 def test_lora_fine_tunes_a_pretrained_checkpoint_by_config(trained, tmp_path, monkeypatch) -> None:

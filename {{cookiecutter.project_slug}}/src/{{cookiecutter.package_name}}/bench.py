@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
 import json
 import resource
 import socket
@@ -151,6 +152,66 @@ def http_load(
     }
 
 
+def generation_load(
+    server: str, model: str, prompt: str, requests: int, clients: int, time_limit_s: float
+) -> dict[str, Any]:
+    """Streamed completions from the OpenAI API (`clients` at once, from loadgen.py's process):
+    generated tokens per second over the run, time to first token and latency percentiles."""
+    body = {
+        "model": model,
+        "prompt": prompt,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    spec = {
+        "url": f"{server}/v1/completions",
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content_type": "application/json",
+        "requests": requests,
+        "clients": clients,
+        "time_limit_s": time_limit_s,
+        "stream": True,
+    }
+    client = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=time_limit_s + 120,
+    )
+    result = json.loads(client.stdout)
+    answers = [answer for answer in result["latencies_ms"] if answer is not None]
+    if len(answers) < 2:
+        raise RuntimeError(f"the generation run got {len(answers)} answers")
+    return {
+        "concurrency": clients,
+        "tokens_per_second": round(sum(a["tokens"] for a in answers) / result["seconds"], 1),
+        "requests_per_second": round(len(answers) / result["seconds"], 2),
+        "ttft_ms": percentiles([answer["ttft_ms"] for answer in answers]),
+        "latency_ms": percentiles([answer["latency_ms"] for answer in answers]),
+        "errors": len(result["latencies_ms"]) - len(answers),
+    }
+
+
+# Concurrent clients of the generation runs (text generation, through the OpenAI API).
+GENERATION_CLIENTS = (1, 8)
+
+
+def generation_measurements(predictor: Any, serving: ServeParams, prompt: str) -> dict[str, Any]:
+    """Where the project serves the OpenAI API: `generation_load` at 1 and 8 clients."""
+    from .openai_api import MODEL_NAME
+
+    with running_server(predictor.model_dir, serving, predictor) as url:
+        server, runs = url.removesuffix("/predict"), {}
+        for clients in GENERATION_CLIENTS:
+            generation_load(server, MODEL_NAME, prompt, 2 * clients, clients, 30)  # warm-up
+            runs[str(clients)] = generation_load(
+                server, MODEL_NAME, prompt, 16 * clients, clients, 60
+            )
+    return runs
+
+
 def runtime_measurements(
     predictor: Any,
     serving: ServeParams,
@@ -251,6 +312,9 @@ def bench(
         # PyTorch, the runtime `serve` uses by default (`serve.runtime` in params.yaml).
         **measure(with_torch),
         "onnx": onnx_measurements(with_torch, measure),
+        "generation": generation_measurements(with_torch, params.serve, example)
+        if importlib.util.find_spec(f"{__package__}.openai_api")
+        else None,
         "model_size_mb": model_size_mb(model_dir),
         "train_samples_per_second": train_throughput(params, train_steps),
     }
@@ -296,6 +360,15 @@ def table(results: dict[str, Any]) -> str:
         *(
             (name, value, other)
             for (name, value), other in zip(torch_rows, onnx_values, strict=True)
+        ),
+        *(
+            (
+                f"generation, {run['concurrency']} client(s): tokens/s, TTFT p50 / p95",
+                f"{run['tokens_per_second']}/s, {run['ttft_ms']['p50']} / "
+                f"{run['ttft_ms']['p95']} ms",
+                "",
+            )
+            for run in (results.get("generation") or {}).values()
         ),
         ("peak memory", f"{results['peak_memory_mb']} MB", ""),
         ("model size on disk", f"{results['model_size_mb']} MB", ""),

@@ -206,6 +206,17 @@ def monitor(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_D
     from .monitor import monitor as check_drift
 
     shifts = check_drift(load_params(params), model_dir)
+    spent = json.loads((MONITOR_DIR / DRIFT_FILE).read_text(encoding="utf-8"))["usage"]
+    if spent is not None:  # generations that counted their tokens
+        for day, totals in spent["days"].items():
+            cost = f", cost {totals['cost']}" if "cost" in totals else ""
+            typer.echo(
+                f"{day}: {totals['requests']} requests, {totals['prompt_tokens']} prompt and "
+                f"{totals['completion_tokens']} completion tokens{cost}"
+            )
+        for name in ("latency_ms", "ttft_ms"):
+            if spent[name] is not None:
+                typer.echo(f"{name}: p50 {spent[name]['p50']}, p95 {spent[name]['p95']}")
     for shift in shifts:
         p_value = "" if shift.p_value is None else f", p={shift.p_value:.2g}"
         verdict = "DRIFT" if shift.drifted else "ok"

@@ -104,6 +104,10 @@ class MonitorParams(Section):
     # predicted labels' total variation distance from the training labels above this.
     max_feature_shift: float = Field(default=0.3, gt=0, le=1)
     max_label_shift: float = Field(default=0.3, gt=0, le=1)
+    # What a million prompt and completion tokens cost you (any currency): `monitor` reports the
+    # cost of the recorded generations (text generation); null: not reported.
+    prompt_token_price: float | None = Field(default=None, ge=0)
+    completion_token_price: float | None = Field(default=None, ge=0)
 
 
 class RegistryParams(Section):

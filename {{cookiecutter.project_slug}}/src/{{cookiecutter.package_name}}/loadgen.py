@@ -20,15 +20,42 @@ import urllib.parse
 from typing import Any
 
 
+def _streamed(response: http.client.HTTPResponse, start: float) -> dict[str, Any]:
+    """An OpenAI-style event stream read to its end: when the first text came, the latency,
+    and the completion tokens of its usage chunk."""
+    first, tokens = None, 0
+    for line in iter(response.readline, b""):
+        if not line.startswith(b"data: {"):
+            continue
+        event = json.loads(line[len(b"data: ") :])
+        if first is None and any(choice.get("text") for choice in event.get("choices", [])):
+            first = (time.perf_counter() - start) * 1000
+        if event.get("usage"):
+            tokens = event["usage"]["completion_tokens"]
+    latency = (time.perf_counter() - start) * 1000
+    return {
+        "latency_ms": latency,
+        "ttft_ms": first if first is not None else latency,
+        "tokens": tokens,
+    }
+
+
 def load(
-    url: str, body: bytes, content_type: str, requests: int, clients: int, time_limit_s: float
+    url: str,
+    body: bytes,
+    content_type: str,
+    requests: int,
+    clients: int,
+    time_limit_s: float,
+    stream: bool = False,
 ) -> dict[str, Any]:
+    """With `stream`, each answer is an event stream, and each result a dict (`_streamed`)."""
     target = urllib.parse.urlsplit(url)
     headers = {"Content-Type": content_type}
     local = threading.local()
     stop_at = time.monotonic() + time_limit_s
 
-    def one(_: int) -> float | str | None:
+    def one(_: int) -> float | dict[str, Any] | str | None:
         if time.monotonic() > stop_at:
             return "skipped"
         start = time.perf_counter()
@@ -39,8 +66,10 @@ def load(
                 )
             local.connection.request("POST", target.path, body, headers)
             response = local.connection.getresponse()
+            if stream and response.status == 200:
+                return _streamed(response, start)
             response.read()
-        except (OSError, http.client.HTTPException):  # refused or broken: reconnect next time
+        except (OSError, http.client.HTTPException, ValueError):  # broken: reconnect next time
             local.connection = None
             return None
         if response.status != 200:
@@ -62,6 +91,7 @@ def main() -> None:
         spec["requests"],
         spec["clients"],
         spec["time_limit_s"],
+        spec.get("stream", False),
     )
     json.dump(result, sys.stdout)
 

@@ -16,6 +16,7 @@ import json
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,10 @@ class Recorder:
                         features = input_summary(task.decode_input(raw), self.vocabulary)
                     except Exception:  # a record is never worth a dead recorder
                         continue
+                    # When, and what the server measured of a generated answer (tokens, latency,
+                    # time to its first token): `monitor` reports usage and cost from them.
                     line = features | prediction_summary(prediction)
+                    line |= prediction.get("usage", {}) | {"at": round(time.time(), 3)}
                     file.write(json.dumps(line) + "\n")
                     lines += 1
                     self.written += 1
@@ -281,6 +285,46 @@ def plot(train: list[dict[str, Any]], live: list[dict[str, Any]], shifts: list[S
     plt.close(figure)
 
 
+def usage(live: list[dict[str, Any]], settings: MonitorParams) -> dict[str, Any] | None:
+    """Tokens per day (UTC), latency and time to first token (p50/p95), and the cost at
+    params.yaml's prices, of the recorded requests that counted tokens (text generation);
+    None when none did."""
+    counted = [row for row in live if "completion_tokens" in row]
+    if not counted:
+        return None
+    days: dict[str, dict[str, Any]] = {}
+    for row in counted:
+        day = time.strftime("%Y-%m-%d", time.gmtime(row.get("at", 0)))
+        totals = days.setdefault(day, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        totals["requests"] += 1
+        totals["prompt_tokens"] += int(row["prompt_tokens"])
+        totals["completion_tokens"] += int(row["completion_tokens"])
+
+    def spread(name: str) -> dict[str, float] | None:
+        values = [row[name] for row in counted if name in row]
+        if not values:
+            return None
+        p50, p95 = np.percentile(values, [50, 95])
+        return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
+
+    prompt_price, completion_price = settings.prompt_token_price, settings.completion_token_price
+    priced = prompt_price is not None and completion_price is not None
+    for totals in days.values():
+        if priced:
+            cost = (
+                totals["prompt_tokens"] * prompt_price
+                + totals["completion_tokens"] * completion_price
+            )
+            totals["cost"] = round(cost / 1_000_000, 6)
+    return {
+        "requests": len(counted),
+        "days": dict(sorted(days.items())),
+        "latency_ms": spread("latency_ms"),
+        "ttft_ms": spread("ttft_ms"),
+        "cost": round(sum(day["cost"] for day in days.values()), 6) if priced else None,
+    }
+
+
 def monitor(params: Any, model_dir: Path, folder: Path = MONITOR_DIR) -> list[Shift]:
     """Compare the recorded traffic with the training split; write drift.json and drift.png."""
     from .data import load_prepared
@@ -303,6 +347,7 @@ def monitor(params: Any, model_dir: Path, folder: Path = MONITOR_DIR) -> list[Sh
                 "requests": len(live),
                 "training_examples": len(train),
                 "drifted": [shift.name for shift in shifts if shift.drifted],
+                "usage": usage(live, settings),
                 "features": {
                     shift.name: {
                         "test": "kolmogorov-smirnov" if shift.kind == "ks" else "total variation",

@@ -141,7 +141,10 @@ class Generator:
             settings |= {"stop_strings": stops, "tokenizer": self.tokenizer}
         return settings | {"_stops": stops, "_seed": request.seed}
 
-    def _run(self, prompt: list[int], settings: dict[str, Any], streamer: Any = None) -> list[int]:
+    def _run(
+        self, prompt: list[int], settings: dict[str, Any], streamer: Any = None
+    ) -> tuple[list[int], float | None]:
+        """The new tokens (without the end token) and when the first came (perf_counter)."""
         import torch
         from transformers import set_seed
 
@@ -154,27 +157,30 @@ class Generator:
             output = self.model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
-                streamer=streamer,
+                streamer=(timer := FirstToken(streamer)),
                 **generation,
             )
         new = output[0, len(prompt) :].tolist()
         end = self.model.generation_config.eos_token_id
         ends = set(end if isinstance(end, list) else [end])
-        return [
+        tokens = [
             token for token in new if token not in ends and token != self.tokenizer.pad_token_id
         ]
+        return tokens, timer.first
 
-    def complete(self, prompt: list[int], settings: dict[str, Any]) -> tuple[str, int, str]:
-        """The response text, its token count and why it ended (`stop` or `length`)."""
+    def complete(self, prompt: list[int], settings: dict[str, Any]) -> tuple[str, int, str, Any]:
+        """The response text, its token count, why it ended (`stop` or `length`) and when its
+        first token came."""
         stops = settings["_stops"]
-        tokens = self._run(prompt, settings)
+        tokens, first = self._run(prompt, settings)
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         text, stopped = _cut(text, stops)
         finish = "length" if len(tokens) >= settings["max_new_tokens"] and not stopped else "stop"
-        return text, len(tokens), finish
+        return text, len(tokens), finish, first
 
     def stream(self, prompt: list[int], settings: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-        """("text", piece) as tokens arrive, then ("done", (token count, finish reason))."""
+        """("text", piece) as tokens arrive, then ("done", (text, token count, finish reason,
+        when the first token came))."""
         from transformers import TextIteratorStreamer
 
         stops = settings["_stops"]
@@ -183,14 +189,14 @@ class Generator:
 
         def work() -> None:
             try:
-                result["tokens"] = self._run(prompt, settings, streamer)
+                result["tokens"], result["first"] = self._run(prompt, settings, streamer)
             except Exception as error:  # surfaced to the client's stream below
                 result["error"] = error
                 streamer.end()
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        sent, held = "", ""
+        sent, held, stopped = "", "", False
         hold = max((len(stop) for stop in stops), default=1) - 1
         for piece in streamer:
             held += piece
@@ -206,12 +212,33 @@ class Generator:
         thread.join()
         if "error" in result:
             raise result["error"]
-        text, stopped = _cut(held, stops)
+        text, cut = _cut(held, stops)
         if text:
             yield "text", text
         tokens = len(result["tokens"])
+        stopped = stopped or cut
         finish = "length" if tokens >= settings["max_new_tokens"] and not stopped else "stop"
-        yield "done", (tokens, finish)
+        yield "done", (sent + text, tokens, finish, result["first"])
+
+
+class FirstToken:
+    """A generation streamer that notes when the first new token came, passing everything on
+    to `inner` (a text streamer) where there is one: generate() puts the prompt, then each
+    token."""
+
+    def __init__(self, inner: Any = None) -> None:
+        self.inner, self.puts, self.first = inner, 0, None
+
+    def put(self, value: Any) -> None:
+        self.puts += 1
+        if self.puts == 2:
+            self.first = time.perf_counter()
+        if self.inner is not None:
+            self.inner.put(value)
+
+    def end(self) -> None:
+        if self.inner is not None:
+            self.inner.end()
 
 
 def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
@@ -243,9 +270,16 @@ def router(state: dict[str, Any]) -> APIRouter:
             error_body(str(error), error.param, error.code), status_code=error.status
         )
 
-    def record(prompt_text: str, text: str) -> None:
+    def record(
+        prompt_text: str, text: str, usage: dict[str, int], start: float, first: Any
+    ) -> None:
+        """What `monitor` reads: the prompt and answer as /predict records them, with the tokens
+        counted, the latency and the time to the first token."""
         if "recorder" in state:
-            state["recorder"].record([prompt_text], [{"text": text}])
+            timing = {"latency_ms": round((time.perf_counter() - start) * 1000, 3)}
+            if first is not None:
+                timing["ttft_ms"] = round((first - start) * 1000, 3)
+            state["recorder"].record([prompt_text], [{"text": text, "usage": usage | timing}])
 
     @api.get("/models")
     def models() -> dict[str, Any]:
@@ -253,6 +287,7 @@ def router(state: dict[str, Any]) -> APIRouter:
         return {"object": "list", "data": [model]}
 
     async def answer(request: Request, chat: bool) -> Any:
+        start = time.perf_counter()
         try:
             body = _parse(ChatRequest if chat else CompletionRequest, await request.body())
             model = generator()
@@ -273,9 +308,18 @@ def router(state: dict[str, Any]) -> APIRouter:
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
             events = _events(model, prompt, settings, ident, created, kind, chat, include_usage)
-            return StreamingResponse(events, media_type="text/event-stream")
-        text, tokens, finish = await asyncio.to_thread(model.complete, prompt, settings)
-        record(prompt_text, text)
+
+            async def recorded() -> AsyncIterator[str]:
+                async for event in events:
+                    if isinstance(event, tuple):  # the end: what was said, for the recorder
+                        text, tokens, first = event
+                        record(prompt_text, text, _usage(len(prompt), tokens), start, first)
+                        continue
+                    yield event
+
+            return StreamingResponse(recorded(), media_type="text/event-stream")
+        text, tokens, finish, first = await asyncio.to_thread(model.complete, prompt, settings)
+        record(prompt_text, text, _usage(len(prompt), tokens), start, first)
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
         if chat:
             choice["message"] = {"role": "assistant", "content": text}
@@ -310,7 +354,7 @@ async def _events(
     kind: str,
     chat: bool,
     include_usage: bool,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[str | tuple]:
     """Server-sent events as OpenAI streams them: a chunk per piece of text, a last chunk with
     the finish reason (and usage where asked), then `data: [DONE]`."""
     chunk_kind = f"{kind}.chunk" if chat else kind
@@ -338,10 +382,11 @@ async def _events(
         if what == "text":
             yield chunk(value, None)
             continue
-        tokens, finish = value
+        text, tokens, finish, first = value
         yield chunk(None if chat else "", finish)
         if include_usage:
             last = {"id": ident, "object": chunk_kind, "created": created, "model": MODEL_NAME}
             last |= {"choices": [], "usage": _usage(len(prompt), tokens)}
             yield f"data: {json.dumps(last)}\n\n"
+        yield text, tokens, first  # not sent: what the recorder keeps
     yield "data: [DONE]\n\n"
