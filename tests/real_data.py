@@ -255,7 +255,6 @@ def unreadable_files(dest: Path) -> dict[str, Path]:
     return paths
 
 
-
 SECTIONS = ("games", "sound", "science", "mail")
 
 
@@ -297,40 +296,6 @@ def package_sections(dest: Path, per_section: int = 75, seed: int = 0) -> Path:
             row = {"prompt": [system, user], "completion": [answer]}
         else:
             row = {"messages": [system, user, answer]}
-        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-    dest.write_text("".join(lines), encoding="utf-8")
-    return dest
-
-def _words(count: int, seed: int) -> list[str]:
-    """Distinct lowercase English words of 3-7 letters from Debian's package descriptions."""
-    rows = _package_rows(("games", "sound", "science", "mail"), 150, seed)
-    words = sorted({w for text, _ in rows for w in re.findall(r"\b[a-z]{3,7}\b", text)})
-    rng = np.random.default_rng(seed)
-    return [words[i] for i in sorted(rng.choice(len(words), size=count, replace=False))]
-
-
-def ipa_transcriptions(dest: Path, count: int = 300, seed: int = 0) -> Path:
-    """Text generation: JSON Lines in TRL's conventions, half `messages` and half
-    `prompt`/`completion`, asking for a word's IPA transcription as espeak-ng writes it."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    words = _words(count, seed)
-    spoken = subprocess.run(
-        ["espeak-ng", "-q", "--ipa"],
-        input="\n".join(words) + "\n",
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    if len(spoken) != len(words):
-        raise ValueError(f"espeak-ng gave {len(spoken)} transcriptions for {len(words)} words")
-    lines = []
-    for index, (word, ipa) in enumerate(zip(words, spoken, strict=True)):
-        prompt = f"IPA of '{word}'?"
-        if index % 2:
-            row = {"prompt": prompt, "completion": ipa}
-        else:
-            turns = [{"role": "user", "content": prompt}, {"role": "assistant", "content": ipa}]
-            row = {"messages": turns}
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
     dest.write_text("".join(lines), encoding="utf-8")
     return dest

@@ -55,17 +55,29 @@ def test_jsonl_in_trl_conventions_is_loaded(tmp_path: Path) -> None:
     ]
 
 
+NOT_A_CONVERSATION = r"row 1: 'messages' must be .* ending with the assistant's answer"
+
+
 def test_a_bad_line_or_a_conversation_without_an_answer_is_named(tmp_path: Path) -> None:
     source = tmp_path / "chats.jsonl"
     source.write_text('{"prompt": "a", "completion": "b"}\nnot json\n', encoding="utf-8")
     with pytest.raises(FlywheelError, match=r"chats\.jsonl line 2 is not JSON"):
         _prepared(tmp_path, source)
     source.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
-    with pytest.raises(
-        FlywheelError, match=r"row 1: 'messages' must be .* ending with the assistant"
-    ):
+    with pytest.raises(FlywheelError, match=NOT_A_CONVERSATION):
+        _prepared(tmp_path, source)
+    chat = [{"role": "tool", "content": "42"}, {"role": "assistant", "content": "42"}]
+    source.write_text(json.dumps({"messages": chat}) + "\n")
+    with pytest.raises(FlywheelError, match=NOT_A_CONVERSATION):
         _prepared(tmp_path, source)
     assert not (tmp_path / "prepared").exists()
+
+
+def test_a_prompt_is_a_conversation_only_when_it_holds_messages() -> None:
+    assert conversation("[]") == [{"role": "user", "content": "[]"}]
+    assert conversation('[{"role": "tool", "content": "x"}]')[0]["role"] == "user"
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert conversation(json.dumps(chat)) == chat
 
 
 def test_token_f1_scores_word_overlap() -> None:
@@ -160,6 +172,20 @@ def test_a_stop_string_ends_the_answer_before_it(server, trained) -> None:
             {"model": MODEL_NAME, "messages": [{"role": "robot", "content": "hi"}]},
             400,
             "messages.0.role",
+        ),
+        (
+            {"model": MODEL_NAME, "messages": [{"role": "user", "content": "hi"}], "stop": [""]},
+            400,
+            "stop: give 1 to 4 non-empty strings",
+        ),
+        (
+            {
+                "model": MODEL_NAME,
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_completion_tokens": 10_000,
+            },
+            400,
+            "max_completion_tokens: 10000 is over",
         ),
         ({"model": MODEL_NAME, "messages": []}, 400, "messages"),
         ({"model": MODEL_NAME, "messages": "hi"}, 400, "messages"),

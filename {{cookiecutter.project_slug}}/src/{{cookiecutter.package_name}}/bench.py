@@ -155,16 +155,19 @@ def http_load(
 def generation_load(
     server: str, model: str, prompt: str, requests: int, clients: int, time_limit_s: float
 ) -> dict[str, Any]:
-    """Streamed completions from the OpenAI API (`clients` at once, from loadgen.py's process):
-    generated tokens per second over the run, time to first token and latency percentiles."""
+    """Streamed chat completions from the OpenAI API (`clients` at once, from loadgen.py's
+    process): generated tokens per second over the run, time to first token and latency
+    percentiles."""
+    from .tasks.text_generation import conversation
+
     body = {
         "model": model,
-        "prompt": prompt,
+        "messages": conversation(prompt),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
     spec = {
-        "url": f"{server}/v1/completions",
+        "url": f"{server}/v1/chat/completions",
         "body": base64.b64encode(json.dumps(body).encode()).decode(),
         "content_type": "application/json",
         "requests": requests,

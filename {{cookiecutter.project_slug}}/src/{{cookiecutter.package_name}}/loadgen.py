@@ -28,7 +28,10 @@ def _streamed(response: http.client.HTTPResponse, start: float) -> dict[str, Any
         if not line.startswith(b"data: {"):
             continue
         event = json.loads(line[len(b"data: ") :])
-        if first is None and any(choice.get("text") for choice in event.get("choices", [])):
+        choices = event.get("choices", [])
+        if first is None and any(
+            choice.get("text") or (choice.get("delta") or {}).get("content") for choice in choices
+        ):
             first = (time.perf_counter() - start) * 1000
         if event.get("usage"):
             tokens = event["usage"]["completion_tokens"]

@@ -23,7 +23,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .project import SLUG
-from .tasks.text_generation import prompt_ids
+from .tasks.text_generation import GENERATING, as_prompt, prompt_ids
+
+# OpenAI's limit on stop sequences per request.
+MAX_STOPS = 4
 
 # The name clients pass as `model` (and /v1/models lists).
 MODEL_NAME = SLUG
@@ -62,17 +65,29 @@ class CompletionRequest(Sampling):
 
 
 class Refused(Exception):
-    """A request answered with a 4xx: its status, OpenAI's error type and code, and why."""
+    """A request answered with a 4xx: its status, the field at fault, OpenAI's error code where
+    it has one, and why."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str = "") -> None:
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.param, self.code = status, param, code or None
+        self.status, self.param, self.code = status, param, code
 
 
-def error_body(message: str, param: str | None = None, code: str | None = None) -> dict:
-    return {
-        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
-    }
+def error_body(
+    message: str,
+    param: str | None = None,
+    code: str | None = None,
+    kind: str = "invalid_request_error",
+) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def server_error(error: Exception) -> dict:
+    """A failure of the server's own (a bug, memory): OpenAI's shape, one line."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return error_body(f"generation failed: {reason}", kind="server_error")
 
 
 def _parse(model: type[BaseModel], raw: bytes) -> Any:
@@ -92,19 +107,25 @@ def _parse(model: type[BaseModel], raw: bytes) -> Any:
 
 
 class Generator:
-    """The loaded model and tokenizer, generating one request at a time."""
+    """The loaded model and tokenizer, generating one request at a time (with `predict` and
+    /predict too: the task's GENERATING lock)."""
 
     def __init__(self, predictor: Any) -> None:
         self.tokenizer = predictor.processor
         self.model = predictor.model
         self.cap = int(self.model.generation_config.max_new_tokens or 256)
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
-        self.lock = threading.Lock()
 
     def prompt_ids(self, messages: list[dict[str, str]] | None, text: str | None) -> list[int]:
-        if messages is not None:
+        if messages is None:
+            return self.tokenizer(text, add_special_tokens=False).input_ids
+        from jinja2 import TemplateError
+
+        try:
             return prompt_ids(self.tokenizer, messages)
-        return self.tokenizer(text, add_special_tokens=False).input_ids
+        except TemplateError as error:  # a chat template refusing, e.g., roles out of turn
+            message = f"messages: the chat template refused them: {error}"
+            raise Refused(400, message, "messages") from None
 
     def settings(self, request: Sampling, prompt: list[int]) -> dict[str, Any]:
         """Generation settings from the request, refused where the model cannot meet them."""
@@ -116,24 +137,31 @@ class Generator:
                 param="model",
                 code="model_not_found",
             )
-        wanted = request.max_completion_tokens or request.max_tokens or self.cap
-        if wanted > self.cap:
+        asked = request.max_completion_tokens or request.max_tokens
+        name = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        where = "messages" if isinstance(request, ChatRequest) else "prompt"
+        if asked is not None and asked > self.cap:
             raise Refused(
                 400,
-                f"max_tokens: {wanted} is over this server's cap of {self.cap} "
+                f"{name}: {asked} is over this server's cap of {self.cap} "
                 "(model.max_new_tokens in params.yaml)",
-                param="max_tokens",
+                param=name,
             )
-        if self.context and len(prompt) + wanted > self.context:
+        room = self.context - len(prompt) if self.context else self.cap
+        if room < (asked or 1):
+            asking = f" and {name} {asked}" if asked else ""
             raise Refused(
                 400,
-                f"messages: the prompt has {len(prompt)} tokens; with max_tokens {wanted} that is "
-                f"over the model's context of {self.context} tokens: shorten it",
-                param="messages",
+                f"{where}: the prompt's {len(prompt)} tokens{asking} are over the model's "
+                f"context of {self.context} tokens: shorten it",
+                param=where,
                 code="context_length_exceeded",
             )
+        wanted = asked or min(self.cap, room)
         sample = request.temperature > 0
         stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+        if len(stops) > MAX_STOPS or not all(stops):
+            raise Refused(400, f"stop: give 1 to {MAX_STOPS} non-empty strings", param="stop")
         settings: dict[str, Any] = {"max_new_tokens": wanted, "do_sample": sample}
         if sample:
             settings |= {"temperature": request.temperature, "top_p": request.top_p, "top_k": 0}
@@ -142,22 +170,28 @@ class Generator:
         return settings | {"_stops": stops, "_seed": request.seed}
 
     def _run(
-        self, prompt: list[int], settings: dict[str, Any], streamer: Any = None
+        self,
+        prompt: list[int],
+        settings: dict[str, Any],
+        streamer: Any = None,
+        cancelled: threading.Event | None = None,
     ) -> tuple[list[int], float | None]:
-        """The new tokens (without the end token) and when the first came (perf_counter)."""
+        """The new tokens (without the end token) and when the first came (perf_counter);
+        generation ends early once `cancelled` is set (a client that went away)."""
         import torch
-        from transformers import set_seed
+        from transformers import StoppingCriteriaList, set_seed
 
         seed = settings["_seed"]
         generation = {key: value for key, value in settings.items() if not key.startswith("_")}
         ids = torch.tensor([prompt], device=self.model.device)
-        with self.lock, torch.inference_mode():
+        with GENERATING, torch.inference_mode():
             if seed is not None:
                 set_seed(seed)
             output = self.model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
                 streamer=(timer := FirstToken(streamer)),
+                stopping_criteria=StoppingCriteriaList([Cancelled(cancelled)] if cancelled else []),
                 **generation,
             )
         new = output[0, len(prompt) :].tolist()
@@ -178,7 +212,9 @@ class Generator:
         finish = "length" if len(tokens) >= settings["max_new_tokens"] and not stopped else "stop"
         return text, len(tokens), finish, first
 
-    def stream(self, prompt: list[int], settings: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    def stream(
+        self, prompt: list[int], settings: dict[str, Any], cancelled: threading.Event
+    ) -> Iterator[tuple[str, Any]]:
         """("text", piece) as tokens arrive, then ("done", (text, token count, finish reason,
         when the first token came))."""
         from transformers import TextIteratorStreamer
@@ -189,7 +225,7 @@ class Generator:
 
         def work() -> None:
             try:
-                result["tokens"], result["first"] = self._run(prompt, settings, streamer)
+                result["tokens"], result["first"] = self._run(prompt, settings, streamer, cancelled)
             except Exception as error:  # surfaced to the client's stream below
                 result["error"] = error
                 streamer.end()
@@ -219,6 +255,18 @@ class Generator:
         stopped = stopped or cut
         finish = "length" if tokens >= settings["max_new_tokens"] and not stopped else "stop"
         yield "done", (sent + text, tokens, finish, result["first"])
+
+
+class Cancelled:
+    """A stopping criterion: true for every sequence once the event is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
 
 
 class FirstToken:
@@ -294,7 +342,7 @@ def router(state: dict[str, Any]) -> APIRouter:
             if chat:
                 messages = [{"role": m.role, "content": m.content} for m in body.messages]
                 prompt = model.prompt_ids(messages, None)
-                prompt_text = messages[-1]["content"]
+                prompt_text = as_prompt(messages)  # recorded as /predict records a conversation
             else:
                 if not body.prompt.strip():
                     raise Refused(400, "prompt: the prompt is empty: send non-blank text", "prompt")
@@ -307,18 +355,26 @@ def router(state: dict[str, Any]) -> APIRouter:
         kind = "chat.completion" if chat else "text_completion"
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
-            events = _events(model, prompt, settings, ident, created, kind, chat, include_usage)
+            cancelled = threading.Event()
+            pieces = model.stream(prompt, settings, cancelled)
+            events = _events(pieces, len(prompt), ident, created, kind, chat, include_usage)
 
             async def recorded() -> AsyncIterator[str]:
-                async for event in events:
-                    if isinstance(event, tuple):  # the end: what was said, for the recorder
-                        text, tokens, first = event
-                        record(prompt_text, text, _usage(len(prompt), tokens), start, first)
-                        continue
-                    yield event
+                try:
+                    async for event in events:
+                        if isinstance(event, tuple):  # the end: what was said, for the recorder
+                            text, tokens, first = event
+                            record(prompt_text, text, _usage(len(prompt), tokens), start, first)
+                            continue
+                        yield event
+                finally:  # the stream ended, or its client went away: stop generating
+                    cancelled.set()
 
             return StreamingResponse(recorded(), media_type="text/event-stream")
-        text, tokens, finish, first = await asyncio.to_thread(model.complete, prompt, settings)
+        try:
+            text, tokens, finish, first = await asyncio.to_thread(model.complete, prompt, settings)
+        except Exception as error:  # the server's own failure, in OpenAI's shape
+            return JSONResponse(server_error(error), status_code=500)
         record(prompt_text, text, _usage(len(prompt), tokens), start, first)
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
         if chat:
@@ -346,9 +402,8 @@ def router(state: dict[str, Any]) -> APIRouter:
 
 
 async def _events(
-    model: Generator,
-    prompt: list[int],
-    settings: dict[str, Any],
+    pieces: Iterator[tuple[str, Any]],
+    prompt_tokens: int,
     ident: str,
     created: int,
     kind: str,
@@ -358,7 +413,6 @@ async def _events(
     """Server-sent events as OpenAI streams them: a chunk per piece of text, a last chunk with
     the finish reason (and usage where asked), then `data: [DONE]`."""
     chunk_kind = f"{kind}.chunk" if chat else kind
-    pieces = model.stream(prompt, settings)
     done = object()
 
     def chunk(delta: str | None, finish: str | None, role: bool = False) -> str:
@@ -375,7 +429,11 @@ async def _events(
     if chat:
         yield chunk("", None, role=True)
     while True:
-        item = await asyncio.to_thread(next, pieces, done)
+        try:
+            item = await asyncio.to_thread(next, pieces, done)
+        except Exception as error:  # after the 200: an error event ends the stream
+            yield f"data: {json.dumps(server_error(error))}\n\n"
+            break
         if item is done:
             break
         what, value = item
@@ -386,7 +444,7 @@ async def _events(
         yield chunk(None if chat else "", finish)
         if include_usage:
             last = {"id": ident, "object": chunk_kind, "created": created, "model": MODEL_NAME}
-            last |= {"choices": [], "usage": _usage(len(prompt), tokens)}
+            last |= {"choices": [], "usage": _usage(prompt_tokens, tokens)}
             yield f"data: {json.dumps(last)}\n\n"
         yield text, tokens, first  # not sent: what the recorder keeps
     yield "data: [DONE]\n\n"

@@ -1,4 +1,5 @@
-"""`serve`: HTTP inference with FastAPI: `GET /health` and `POST /predict`.
+"""`serve`: HTTP inference with FastAPI: `GET /health` and `POST /predict` (and the task's own
+endpoints: text generation adds OpenAI's API under /v1, openai_api.py).
 
 Requests go through `Predictor`, i.e. the same preprocessing as training. Concurrent requests are
 batched into one model call (batching.py; sizes in the `serve` section of params.yaml); a full

@@ -20,6 +20,7 @@ import json
 import math
 import random
 import re
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ ACCEPTED_INPUT = "a non-blank prompt"
 TARGET = "transcript"  # free text: the response
 WHY_NO_ONNX = (
     "generation is a loop around the model, not one graph; models/model is already a merged "
-    "safetensors checkpoint that vLLM and llama.cpp load"
+    "safetensors checkpoint that vLLM loads (llama.cpp's convert_hf_to_gguf.py converts it)"
 )
 REQUIREMENTS = ("peft",)
 REPORT_FILES = ("generations.csv",)
@@ -168,15 +169,24 @@ def conversation(prompt: str) -> list[dict[str, str]]:
             messages = json.loads(prompt)
         except ValueError:
             messages = None
-        if isinstance(messages, list) and all(
-            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
-            for m in messages
-        ):
+        if well_formed(messages):
             return messages
     return [{"role": "user", "content": prompt}]
 
 
-def _as_prompt(messages: list[dict[str, str]]) -> str:
+def well_formed(messages: Any) -> bool:
+    """A non-empty list of {role, content} messages, with roles the chat templates know."""
+    return (
+        isinstance(messages, list)
+        and bool(messages)
+        and all(
+            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+            for m in messages
+        )
+    )
+
+
+def as_prompt(messages: list[dict[str, str]]) -> str:
     """The inverse of `conversation`: one user message stays plain text."""
     if len(messages) == 1 and messages[0]["role"] == "user":
         return messages[0]["content"]
@@ -185,21 +195,22 @@ def _as_prompt(messages: list[dict[str, str]]) -> str:
 
 def _pair(row: dict[str, Any], prompt_column: str, completion_column: str, where: str) -> tuple:
     """One example in TRL's conventions as (prompt text, response text)."""
-    if "messages" in row and prompt_column not in row:
+    if "messages" in row and (prompt_column not in row or completion_column not in row):
         messages = row["messages"]
-        if (
-            not isinstance(messages, list)
-            or not messages
-            or messages[-1].get("role") != "assistant"
-        ):
+        if not well_formed(messages) or messages[-1]["role"] != "assistant":
             raise FlywheelError(
-                f"{where}: 'messages' must be a list of role/content messages ending with the "
-                "assistant's answer"
+                f"{where}: 'messages' must be a list of role/content messages (roles: "
+                f"{', '.join(ROLES)}; content: text) ending with the assistant's answer"
             )
-        return _as_prompt(messages[:-1]), messages[-1]["content"]
+        return as_prompt(messages[:-1]), messages[-1]["content"]
     prompt, completion = row.get(prompt_column), row.get(completion_column)
     if isinstance(prompt, list):
-        prompt = _as_prompt(prompt)
+        if not well_formed(prompt):
+            raise FlywheelError(
+                f"{where}: a '{prompt_column}' list must hold role/content messages (roles: "
+                f"{', '.join(ROLES)})"
+            )
+        prompt = as_prompt(prompt)
     if isinstance(completion, list) and completion:
         completion = completion[-1].get("content")
     if not isinstance(prompt, str) or not isinstance(completion, str):
@@ -310,7 +321,7 @@ def _train_tokenizer(texts: list[str], vocab_size: int, max_length: int):
     return fast
 
 
-def _pretrained(spec: Any, max_length: int):
+def load_pretrained(spec: Any):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -323,12 +334,11 @@ def _pretrained(spec: Any, max_length: int):
         )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.model_max_length = max_length
     model = AutoModelForCausalLM.from_pretrained(spec.pretrained, dtype=torch.float32, **extra)
     if spec.gguf_file:
         # Weights dequantized from GGUF refuse save_pretrained; the same weights in a model
         # built from the config (without its quantization entry) save as safetensors.
-        del model.config.quantization_config
+        vars(model.config).pop("quantization_config", None)
         plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
         plain.load_state_dict(model.state_dict())
         plain.generation_config = model.generation_config
@@ -343,7 +353,7 @@ def build(params: Any, train: Any, labels: list[str]):
 
     spec = params.model
     if spec.pretrained:
-        tokenizer, model = _pretrained(spec, params.data.max_length)
+        tokenizer, model = load_pretrained(spec)
     else:
         texts = [
             f"{prompt} {answer}"
@@ -365,11 +375,15 @@ def build(params: Any, train: Any, labels: list[str]):
             bos_token_id=None,
         )
         model = LlamaForCausalLM(config)
+    # How long an example may be in training: kept beside the tokenizer, not in its saved
+    # model_max_length (the checkpoint's own context stays what it was).
+    tokenizer.training_max_length = params.data.max_length
     generation = model.generation_config
     generation.max_new_tokens = spec.max_new_tokens
     generation.do_sample = False
     generation.pad_token_id = tokenizer.pad_token_id
-    generation.eos_token_id = tokenizer.eos_token_id
+    # A checkpoint's own end tokens stay; the answers end with the tokenizer's (training_features).
+    generation.eos_token_id = generation.eos_token_id or tokenizer.eos_token_id
     for name in ("temperature", "top_p", "top_k"):  # greedy: sampling settings would warn
         setattr(generation, name, None)
     if spec.lora is not None:
@@ -427,9 +441,10 @@ def training_features(processor: Any):
         for prompt, answer in zip(prompts["input_ids"], batch["label"], strict=True):
             response = processor(answer, add_special_tokens=False).input_ids
             response = [*response, processor.eos_token_id]
-            room = processor.model_max_length - len(response)
+            longest = getattr(processor, "training_max_length", processor.model_max_length)
+            room = longest - len(response)
             prompt = prompt[-room:] if room > 0 else []
-            ids = (prompt + response)[: processor.model_max_length]
+            ids = (prompt + response)[:longest]
             rows["input_ids"].append(ids)
             rows["attention_mask"].append([1] * len(ids))
             rows["labels"].append(([-100] * len(prompt) + response)[: len(ids)])
@@ -492,10 +507,16 @@ def compute_metrics(processor: Any):
 # --- generation --------------------------------------------------------------------------------
 
 
+# One generation at a time in a process (`predict`, /predict and the OpenAI API alike): on a CPU,
+# two at once would each take twice as long.
+GENERATING = threading.Lock()
+
+
 def run_model(call: Any, batch: dict[str, Any]) -> Any:
     """Greedy generation with the saved generation settings (`model.max_new_tokens`): the new
     tokens of each prompt."""
-    sequences = call.generate(**batch)
+    with GENERATING:
+        sequences = call.generate(**batch)
     return sequences[:, batch["input_ids"].shape[1] :]
 
 
