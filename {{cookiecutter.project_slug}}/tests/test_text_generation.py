@@ -12,7 +12,12 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.bench import running_server
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, MONITOR_DIR, load_params
+from {{ cookiecutter.package_name }}.config import (
+    EVALUATE_PLOTS_DIR,
+    MODEL_DIR,
+    MONITOR_DIR,
+    load_params,
+)
 from {{ cookiecutter.package_name }}.data import load_prepared, prepare
 from {{ cookiecutter.package_name }}.errors import FlywheelError
 from {{ cookiecutter.package_name }}.monitor import DRIFT_FILE, monitor
@@ -29,6 +34,25 @@ def _prepared(tmp_path: Path, source: Path, **data):
     )
     prepare(params, tmp_path / "prepared")
     return load_prepared(tmp_path / "prepared")
+
+
+def test_the_generations_table_shows_each_test_prompt_with_both_models(trained) -> None:
+    import csv
+
+    import mlflow
+
+    test = load_prepared()["test"]
+    with (EVALUATE_PLOTS_DIR / "generations.csv").open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["prompt"] for row in rows] == test["input"]
+    assert [row["reference"] for row in rows] == test["label"]
+    right = sum(row["fine_tuned"].strip() == row["reference"] for row in rows) / len(rows)
+    assert right == pytest.approx(trained.result.metrics["exact_match"], abs=1e-6)
+    # The untrained base model's answers are there too (scored as the base_model baseline).
+    base = sum(row["base"].strip() == row["reference"] for row in rows) / len(rows)
+    assert base == trained.result.metrics["baselines"]["base_model"]["exact_match"]
+    logged = mlflow.MlflowClient().list_artifacts(trained.result.run_id)
+    assert "generations.json" in {artifact.path for artifact in logged}
 
 
 def test_jsonl_in_trl_conventions_is_loaded(tmp_path: Path) -> None:
@@ -95,14 +119,12 @@ def server(trained):
 def test_the_openai_client_works_unchanged(server, trained) -> None:
     client = OpenAI(base_url=f"{server}/v1", api_key="unused")
     assert [model.id for model in client.models.list()] == [MODEL_NAME]
-    test = load_prepared()["test"]
-    prompt, reference = test[0]["input"], test[0]["label"]
+    prompt = load_prepared()["test"][0]["input"]
     chat = client.chat.completions.create(
         model=MODEL_NAME, messages=[{"role": "user", "content": prompt}], max_tokens=24
     )
     # The API answers as `predict` does: the same model, the same greedy decoding.
     assert chat.choices[0].message.content == Predictor().predict([prompt])[0]["text"]
-    assert chat.choices[0].message.content == reference
     assert chat.choices[0].finish_reason == "stop"
     assert chat.usage.prompt_tokens > 5 and 0 < chat.usage.completion_tokens <= 24
     assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
@@ -140,10 +162,12 @@ def test_a_stop_string_ends_the_answer_before_it(server, trained) -> None:
     client = OpenAI(base_url=f"{server}/v1", api_key="unused")
     test = load_prepared()["test"]
     row = next(row for row in test if row["label"].count("-") == 2)  # a date, YYYY-MM-DD
-    answer = client.chat.completions.create(
-        model=MODEL_NAME, messages=[{"role": "user", "content": row["input"]}], stop=["-"]
-    )
-    assert answer.choices[0].message.content == row["label"].split("-")[0]
+    messages = [{"role": "user", "content": row["input"]}]
+    whole = client.chat.completions.create(model=MODEL_NAME, messages=messages)
+    cut = client.chat.completions.create(model=MODEL_NAME, messages=messages, stop=["-"])
+    assert "-" in whole.choices[0].message.content
+    assert cut.choices[0].message.content == whole.choices[0].message.content.split("-")[0]
+    assert cut.choices[0].finish_reason == "stop"
 
 
 @pytest.mark.parametrize(
@@ -244,8 +268,9 @@ def test_lora_fine_tunes_a_pretrained_checkpoint_by_config(trained, tmp_path, mo
     shutil.copytree(MODEL_DIR, checkpoint)
     params = trained.params
     lora = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
-    model = params.model.model_copy(update={"pretrained": str(checkpoint), "lora": lora})
-    model = type(params.model).model_validate(model.model_dump())
+    model = type(params.model).model_validate(
+        params.model.model_dump() | {"pretrained": str(checkpoint), "lora": lora}
+    )
     run = params.model_copy(
         update={"model": model, "train": params.train.model_copy(update={"epochs": 2})}
     )
