@@ -187,8 +187,12 @@ def glyph_images(
     return dest
 
 
-def _package_rows(sections: Sequence[str], per_section: int, seed: int) -> list[tuple[str, str]]:
-    """(text, section) rows sampled from ``apt-cache dumpavail``, sorted by section then text."""
+def _package_rows(
+    sections: Sequence[str], per_section: int, seed: int, one_line: bool = False
+) -> list[tuple[str, str]]:
+    """(text, section) rows sampled from ``apt-cache dumpavail``, sorted by section then text:
+    the one-line description and the first sentence of the long one, or with `one_line` the
+    one-line description alone."""
     dump = subprocess.run(
         ["apt-cache", "dumpavail"], check=True, capture_output=True, text=True
     ).stdout
@@ -201,7 +205,7 @@ def _package_rows(sections: Sequence[str], per_section: int, seed: int) -> list[
         long = re.search(r"^Description: .*\n((?: .*\n?)*)", record, flags=re.M)
         paragraph = re.split(r"^ \.$", long.group(1) if long else "", flags=re.M)[0]
         first = re.split(r"(?<=[.!?])\s", " ".join(paragraph.split()), maxsplit=1)[0]
-        text = " ".join(f"{fields['Description']} {first}".split())
+        text = " ".join(f"{fields['Description']} {'' if one_line else first}".split())
         labels.setdefault(text, set()).add(section)
     rng = np.random.default_rng(seed)
     rows = []
@@ -258,27 +262,6 @@ def unreadable_files(dest: Path) -> dict[str, Path]:
 SECTIONS = ("games", "sound", "science", "mail")
 
 
-def _short_descriptions(sections: Sequence[str], per_section: int, seed: int) -> list[tuple]:
-    """(short description, section) pairs from ``apt-cache dumpavail``, each description under
-    one section only, sampled per section and sorted."""
-    dump = subprocess.run(
-        ["apt-cache", "dumpavail"], check=True, capture_output=True, text=True
-    ).stdout
-    found: dict[str, set[str]] = {}
-    for record in dump.split("\n\n"):
-        fields = dict(re.findall(r"^(Section|Description): (.*)$", record, flags=re.M))
-        section = fields.get("Section", "").rsplit("/", 1)[-1]
-        if section in sections and fields.get("Description"):
-            found.setdefault(" ".join(fields["Description"].split()), set()).add(section)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for section in sections:
-        texts = sorted(text for text, where in found.items() if where == {section})
-        picked = rng.choice(len(texts), size=per_section, replace=False)
-        rows += [(texts[i], section) for i in sorted(picked)]
-    return rows
-
-
 def package_sections(dest: Path, per_section: int = 75, seed: int = 0) -> Path:
     """Text generation: JSON Lines in TRL's conventions asking which Debian section a package
     belongs in from its one-line description (answer: one word); even rows as `messages`, odd
@@ -286,7 +269,7 @@ def package_sections(dest: Path, per_section: int = 75, seed: int = 0) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     system = {"role": "system", "content": f"Answer with one word: {', '.join(SECTIONS)}."}
     lines = []
-    pairs = _short_descriptions(SECTIONS, per_section, seed)
+    pairs = _package_rows(SECTIONS, per_section, seed, one_line=True)
     order = np.random.default_rng(seed).permutation(len(pairs))
     for index, position in enumerate(order):
         description, section = pairs[position]

@@ -119,12 +119,22 @@ def server(trained):
 def test_the_openai_client_works_unchanged(server, trained) -> None:
     client = OpenAI(base_url=f"{server}/v1", api_key="unused")
     assert [model.id for model in client.models.list()] == [MODEL_NAME]
-    prompt = load_prepared()["test"][0]["input"]
-    chat = client.chat.completions.create(
-        model=MODEL_NAME, messages=[{"role": "user", "content": prompt}], max_tokens=24
-    )
-    # The API answers as `predict` does: the same model, the same greedy decoding.
-    assert chat.choices[0].message.content == Predictor().predict([prompt])[0]["text"]
+    prompts = load_prepared()["test"]["input"][:10]
+    chats = [
+        client.chat.completions.create(
+            model=MODEL_NAME, messages=[{"role": "user", "content": prompt}], max_tokens=24
+        )
+        for prompt in prompts
+    ]
+    # The API answers as `predict` does: the same model, the same greedy decoding. (On the
+    # template's CI, one answer of ten once differed in a digit: the server decodes on its own
+    # thread, and a near-tie between two tokens can fall either way in float32.)
+    predictor = Predictor()
+    answers = [predictor.predict([prompt])[0]["text"] for prompt in prompts]
+    said = [chat.choices[0].message.content for chat in chats]
+    same = sum(chat == answer for chat, answer in zip(said, answers, strict=True))
+    assert same >= 9, (said, answers)
+    prompt, chat = prompts[0], chats[0]
     assert chat.choices[0].finish_reason == "stop"
     assert chat.usage.prompt_tokens > 5 and 0 < chat.usage.completion_tokens <= 24
     assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens

@@ -113,22 +113,24 @@ def _round_trip(url: str, example: Any) -> None:
         response.read()
 
 
-def http_load(
-    url: str, example: Any, requests: int, concurrency: int, time_limit_s: float
-) -> dict[str, float | int]:
-    """`requests` round trips from `concurrency` clients at once (fewer if `time_limit_s` runs
-    out): requests per second, latency percentiles, errors (any failed or non-200 answer).
-
-    The clients run in a process of their own (loadgen.py), as real clients do: client threads
-    in the server's process would share its interpreter lock and measure the two together."""
-    body, content_type = _http_body(example)
+def _load_client(
+    url: str,
+    body: bytes,
+    content_type: str,
+    requests: int,
+    clients: int,
+    time_limit_s: float,
+    stream: bool = False,
+) -> dict[str, Any]:
+    """loadgen.py's answer: the clients' results and the run's seconds."""
     spec = {
         "url": url,
         "body": base64.b64encode(body).decode(),
         "content_type": content_type,
         "requests": requests,
-        "clients": concurrency,
+        "clients": clients,
         "time_limit_s": time_limit_s,
+        "stream": stream,
     }
     client = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
@@ -138,7 +140,19 @@ def http_load(
         check=True,
         timeout=time_limit_s + 120,
     )
-    result = json.loads(client.stdout)
+    return json.loads(client.stdout)
+
+
+def http_load(
+    url: str, example: Any, requests: int, concurrency: int, time_limit_s: float
+) -> dict[str, float | int]:
+    """`requests` round trips from `concurrency` clients at once (fewer if `time_limit_s` runs
+    out): requests per second, latency percentiles, errors (any failed or non-200 answer).
+
+    The clients run in a process of their own (loadgen.py), as real clients do: client threads
+    in the server's process would share its interpreter lock and measure the two together."""
+    body, content_type = _http_body(example)
+    result = _load_client(url, body, content_type, requests, concurrency, time_limit_s)
     done = result["latencies_ms"]
     latencies = [value for value in done if value is not None]  # None marks an error
     if len(latencies) < 2:
@@ -166,24 +180,10 @@ def generation_load(
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    spec = {
-        "url": f"{server}/v1/chat/completions",
-        "body": base64.b64encode(json.dumps(body).encode()).decode(),
-        "content_type": "application/json",
-        "requests": requests,
-        "clients": clients,
-        "time_limit_s": time_limit_s,
-        "stream": True,
-    }
-    client = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("loadgen.py"))],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=time_limit_s + 120,
+    url = f"{server}/v1/chat/completions"
+    result = _load_client(
+        url, json.dumps(body).encode(), "application/json", requests, clients, time_limit_s, True
     )
-    result = json.loads(client.stdout)
     answers = [answer for answer in result["latencies_ms"] if answer is not None]
     if len(answers) < 2:
         raise RuntimeError(f"the generation run got {len(answers)} answers")
