@@ -43,7 +43,10 @@ def test_predict_answers_as_the_predictor_does(client: TestClient) -> None:
     response = post_predict(client, example)
     assert response.status_code == 200, response.text
     [prediction] = response.json()["predictions"]
-    assert [prediction] == Predictor(MODEL_DIR).predict([example])
+    # The server answers on a thread of its own: equal but for float noise (answers.py; CI once
+    # saw synthesized audio differ there from this thread's in float noise alone).
+    [expected] = Predictor(MODEL_DIR).predict([example])
+    assert same_prediction(prediction, expected), (prediction, expected)
     if task.TARGET == "class":
         assert prediction["label"] in Predictor(MODEL_DIR).model.config.label2id
         assert 0 < prediction["score"] <= 1
