@@ -127,7 +127,7 @@ def _save(processor: Any, model: Any, model_dir: Path, run_id: str | None) -> An
     """Replace the saved model atomically: a failed save keeps the previous one. The folder's
     manifest records the run and every file's checksum (checked before the model is used).
     A PEFT adapter (LoRA) is merged into its base weights first, so the folder is always a whole
-    checkpoint that `predict`, `serve`, vLLM and llama.cpp load alike; returns the model saved."""
+    checkpoint that `predict`, `serve` and vLLM load alike; returns the model saved."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model_dir.parent.mkdir(parents=True, exist_ok=True)
