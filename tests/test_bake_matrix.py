@@ -24,7 +24,7 @@ LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 
 TASK_FILES = {
     "text-classification": ["classification.py", "tasks/text_classification.py"],
-    "text-generation": ["openai_api.py", "tasks/text_generation.py"],
+    "text-generation": ["openai_api.py", "tasks/text_generation.py", "vllm_server.py"],
     "audio-classification": ["audio.py", "classification.py", "tasks/audio_classification.py"],
     "speech-recognition": ["audio.py", "toy_speech.py", "tasks/speech_recognition.py"],
     "text-to-speech": ["audio.py", "synthesis.py", "toy_speech.py", "tasks/text_to_speech.py"],

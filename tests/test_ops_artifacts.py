@@ -198,16 +198,23 @@ def test_skypilot_task_and_kubernetes_job_load_in_their_tools(
         assert once("skypilot", project, ["deploy/skypilot/train.yaml"], check) == []
     # The training Job, and the serving Deployment, Service and autoscaler: the client's models
     # and the policy checks of tests/deploy_check.py.
-    for manifest in ("deploy/k8s/train-job.yaml", "deploy/k8s/serve.yaml"):
+    docker = combination["use_docker"] == "yes"
+    expected = {
+        "deploy/k8s/train-job.yaml": docker,
+        "deploy/k8s/serve.yaml": docker,
+        "deploy/k8s/serve-vllm.yaml": docker and combination["task"] == "text-generation",
+    }
+    for manifest, present in expected.items():
         path = project / manifest
-        assert path.exists() == (combination["use_docker"] == "yes")
+        assert path.exists() == present, manifest
         if path.exists():
             check = lambda path=path: deploy_problems("kubernetes", path)  # noqa: E731
             assert once("kubernetes", project, [manifest], check) == []
-    serve = project / "deploy/k8s/serve.yaml"
-    if serve.exists():  # and a policy linter's view of the long-running pods
-        check = lambda: kubernetes_policy_problems(serve)  # noqa: E731
-        assert once("checkov-kubernetes", project, ["deploy/k8s/serve.yaml"], check) == []
+    for manifest in ("deploy/k8s/serve.yaml", "deploy/k8s/serve-vllm.yaml"):
+        path = project / manifest
+        if path.exists():  # and a policy linter's view of the long-running pods
+            check = lambda path=path: kubernetes_policy_problems(path)  # noqa: E731
+            assert once("checkov-kubernetes", project, [manifest], check) == []
 
 
 def test_kubernetes_serving_answers_from_the_registry_champion(
@@ -254,6 +261,34 @@ def test_pre_commit_guards_notebooks_and_large_files(pair: tuple[Baked, Baked]) 
         "detect-secrets",
     } <= hooks
     assert {"trailing-whitespace", "end-of-file-fixer", "check-yaml", "check-toml"} <= hooks
+
+
+def test_vllm_serves_under_the_project_servers_name_wherever_it_runs(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    """Text generation with Docker: the image's vLLM target and the cluster's vLLM Deployment
+    start `vllm serve` as `serve.engine: vllm` does (vllm_server.py), on a GPU in the cluster."""
+    project = pair[0]
+    if combination["task"] != "text-generation" or combination["use_docker"] != "yes":
+        dockerfile = project.path / "Dockerfile"
+        assert not dockerfile.exists() or "AS vllm" not in dockerfile.read_text(encoding="utf-8")
+        return
+    slug = project.path.name
+    flags = ["--served-model-name", slug, "--generation-config", "auto"]
+    module = project.text(f"src/{next((project.path / 'src').iterdir()).name}/vllm_server.py")
+    assert all(f'"{flag}"' in module for flag in flags if flag != slug)
+    dockerfile = project.text("Dockerfile")
+    stage = dockerfile[dockerfile.index(" AS vllm") : dockerfile.index(" AS build")]
+    assert 'ENTRYPOINT ["vllm", "serve"]' in stage and "USER 10001" in stage
+    command = json.loads(re.search(r"^CMD (\[.*\])$", stage, re.M).group(1))
+    assert command[0] == "/app/models/export" and command[1:5] == flags
+    documents = list(yaml.safe_load_all(project.text("deploy/k8s/serve-vllm.yaml")))
+    [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    [fetch], [server] = pod["initContainers"], pod["containers"]
+    assert f"models:/{slug}@champion" in fetch["command"]
+    assert server["args"][0].startswith(fetch["command"][-1]) and server["args"][1:5] == flags
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
 @pytest.mark.parametrize("relpath", ["src/pkg/cli.py", "pyproject.toml", "params.yaml"])

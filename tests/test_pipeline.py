@@ -1,10 +1,13 @@
 """The generated DVC pipeline and `reproduce`, for every task, with real git, DVC and MLflow.
 
-One flow per task, as a user meets it: the README's pipeline section as written, a param change
-that re-runs only what it affects, `dvc pull` into a fresh clone from the local DVC remote,
-`reproduce` of a run made two commits earlier (from the clone, so its data comes from the
-remote), `reproduce` against altered data in the DVC cache, and then, in the same prepared
-project, training under `torchrun` with 2 CPU processes (tests/scale_out.py).
+One flow per task, as a user meets it: the README's pipeline section as written (each task's
+dvc.yaml has its own dependencies and outputs), `reproduce` of its run with every metric equal
+(each task's training must be deterministic), and then, in the same prepared project, training
+under `torchrun` with 2 CPU processes (tests/scale_out.py). The task-independent versioning
+machinery is proven once, on the text task: a param change that re-runs only what it affects,
+the run's lineage tags, a misspelled key, `dvc pull` into a fresh clone from the local DVC
+remote, `reproduce` from that clone of a run made two commits earlier (its data from the remote),
+and `reproduce` against altered data in the DVC cache.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from scale_out import assert_resumes_under_torchrun, assert_trains_under_torchru
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
 # trains the defaults). The pipeline runs with FIRST, then one param changes to SECOND.
 FIRST_EPOCHS, SECOND_EPOCHS = 2, 1
+# The task whose project also goes through the task-independent versioning checks.
+VERSIONED = "text-classification"
 
 
 def must(project: Baked, command: str, env: dict[str, str]) -> str:
@@ -79,6 +84,24 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     lineage = must(project, "git log --format=%s", env).splitlines()
     assert lineage[0] == "Train the first model" and len(lineage) == 2
 
+    if task == VERSIONED:
+        assert_versions_and_refuses_altered_data(project, env, metric, project_bin, tmp_path)
+    else:  # this task's run, made again in place
+        run_id = mlflow_run_id(first)
+        reproduced = must(project, f"make reproduce RUN={run_id}", env)
+        assert "reproduced: every metric matches exactly" in reproduced, reproduced
+        assert re.search(rf"^{metric}\s+\S+\s+\S+\s+0$", reproduced, re.M), reproduced
+
+    # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
+    scores = assert_trains_under_torchrun(project, env, task)
+    if task == "text-classification":  # resuming is task-independent code; one task proves DDP
+        assert_resumes_under_torchrun(project, env, scores)
+
+
+def assert_versions_and_refuses_altered_data(
+    project: Baked, env: dict[str, str], metric: str, project_bin: Path, tmp_path: Path
+) -> None:
+    """The versioning machinery, on a project whose README pipeline section ran."""
     # One training param changed and committed: prepare is skipped, train and evaluate run.
     set_epochs(project, SECOND_EPOCHS)
     must(project, "git commit -qam 'Fewer epochs'", env)
@@ -159,8 +182,3 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
         ["git", "worktree", "list"], cwd=project.path, capture_output=True, text=True, check=True
     )
     assert listed.stdout.count("\n") == 1
-
-    # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
-    scores = assert_trains_under_torchrun(project, env, task)
-    if task == "text-classification":  # resuming is task-independent code; one task proves DDP
-        assert_resumes_under_torchrun(project, env, scores)

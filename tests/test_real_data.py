@@ -76,10 +76,10 @@ def point_at(project: Baked, source: str) -> None:
 # module's tests in between, which xdist's scheduling does.
 @pytest.fixture(scope="session")
 def real_projects(
-    template: Path, cookies_session, project_bin: Path
+    template: Path, cookies_session, request: pytest.FixtureRequest
 ) -> dict[str, tuple[Baked, dict[str, str]]]:
     """Per task: a project baked with default answers, its data.source set to real data."""
-    baked = {}
+    baked = []
     for task in TASKS:
         result = cookies_session.bake(
             extra_context={"task": task, "project_name": f"Real {task}"}, template=str(template)
@@ -88,8 +88,11 @@ def real_projects(
         project = Baked(result.project_path)
         REAL[task].make(project.path / REAL[task].source)
         point_at(project, REAL[task].source)
-        baked[task] = (project, env_with(project_bin, project.path))
-    return baked
+        baked.append((task, project))
+    # Only now: the data above is made while the project environment is still being built
+    # (conftest.py's pytest_sessionstart), rather than after waiting for it.
+    project_bin = request.getfixturevalue("project_bin")
+    return {task: (project, env_with(project_bin, project.path)) for task, project in baked}
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import yaml
 
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.errors import FlywheelError
+from {{ cookiecutter.package_name }}.tasks import task
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,15 @@ def test_a_misspelled_key_is_named_before_the_key_it_hides(tmp_path: Path) -> No
 def test_a_wrong_type_is_named(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda raw: raw["train"].update(epochs="many"))
     with pytest.raises(FlywheelError, match=r"train\.epochs: .*integer.*'many'"):
+        load_params(path)
+
+
+def test_vllm_serves_only_what_export_writes_as_a_checkpoint(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda raw: raw["serve"].update(engine="vllm"))
+    if task.EXPORT_FORMAT == "safetensors":  # text generation
+        assert load_params(path).serve.engine == "vllm"
+        return
+    with pytest.raises(FlywheelError, match=r"^serve\.engine: .*vllm serves text generation only"):
         load_params(path)
 
 

@@ -33,6 +33,9 @@ def test_the_task_declares_its_facts() -> None:
     assert task.INPUT_KIND in {"text", "image", "audio"}
     assert task.TARGET in {"class", "transcript", "speech"}
     assert isinstance(task.ACCEPTED_INPUT, str) and task.ACCEPTED_INPUT
+    assert task.EXPORT_FORMAT in {"onnx", "safetensors", None}
+    # ONNX is exported exactly where nothing says why not.
+    assert (task.EXPORT_FORMAT == "onnx") == (task.WHY_NO_ONNX is None)
     assert task.REPORT_FILES and all(isinstance(name, str) for name in task.REPORT_FILES)
     assert all(isinstance(name, str) for name in task.REQUIREMENTS)
     assert isinstance(task.JUDGING, Judging)

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from openai import OpenAI
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.bench import running_server
+from {{ cookiecutter.package_name }}.checksums import verify
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import (
+    CHECKPOINT_DIR,
     EVALUATE_PLOTS_DIR,
     MODEL_DIR,
     MONITOR_DIR,
@@ -23,7 +26,11 @@ from {{ cookiecutter.package_name }}.errors import FlywheelError
 from {{ cookiecutter.package_name }}.monitor import DRIFT_FILE, monitor
 from {{ cookiecutter.package_name }}.openai_api import MODEL_NAME
 from {{ cookiecutter.package_name }}.predict import Predictor
-from {{ cookiecutter.package_name }}.tasks.text_generation import conversation, token_f1
+from {{ cookiecutter.package_name }}.tasks.text_generation import (
+    conversation,
+    generate,
+    token_f1,
+)
 from {{ cookiecutter.package_name }}.train import train
 
 
@@ -309,9 +316,98 @@ def test_a_lora_target_the_model_lacks_is_named(trained, tmp_path) -> None:
         build(params.model_copy(update={"model": model}), load_prepared()["train"], [])
 
 
-def test_export_says_in_one_line_why_generation_has_no_onnx_graph(trained) -> None:
+@pytest.fixture(scope="module")
+def exported(trained) -> dict:
+    """`export`, as `make export` runs it, once for the tests below."""
     result = CliRunner().invoke(app, ["export"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"exported {CHECKPOINT_DIR} (bfloat16 safetensors)")
+    return json.loads((CHECKPOINT_DIR / "source.json").read_text(encoding="utf-8"))
+
+
+def _size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.glob("*.safetensors"))
+
+
+def test_export_writes_the_checkpoint_vllm_loads_and_it_answers_as_trained(
+    trained, exported
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert exported["checksum"] == verify(MODEL_DIR)["checksum"]
+    assert exported["dtype"] == "bfloat16" and exported["same_top_prediction"] >= 0.95
+    # What vLLM and llama.cpp's converter read: bfloat16 safetensors at half the size, the chat
+    # template, and the generation settings (greedy, max_new_tokens as the cap).
+    model = AutoModelForCausalLM.from_pretrained(CHECKPOINT_DIR)
+    assert model.dtype == torch.bfloat16
+    assert _size(CHECKPOINT_DIR) < 0.6 * _size(MODEL_DIR)
+    tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT_DIR)
+    assert tokenizer.chat_template == Predictor().processor.chat_template
+    assert model.generation_config.max_new_tokens == trained.params.model.max_new_tokens
+    assert not model.generation_config.do_sample
+    # Its greedy answers are the trained model's, but for a rare bfloat16 near-tie.
+    test = load_prepared()["test"]
+    conversations = [conversation(prompt) for prompt in test["input"][:24]]
+    predictor = Predictor()
+    ours = generate(predictor.processor, predictor.model, conversations)
+    theirs = generate(tokenizer, model, conversations)
+    assert sum(a == b for a, b in zip(ours, theirs, strict=True)) >= 0.9 * len(ours)
+
+
+def test_onnx_is_refused_in_one_line_that_says_why(trained) -> None:
+    from {{ cookiecutter.package_name }}.export import require_exportable
+
+    with pytest.raises(FlywheelError, match="not exported to ONNX: generation is a loop") as error:
+        require_exportable()
+    assert "\n" not in str(error.value)
+
+
+def _serve_with_vllm(tmp_path: Path, *options: str):
+    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    params["serve"]["engine"] = "vllm"
+    path = tmp_path / "vllm-params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    return CliRunner().invoke(app, ["serve", "--params", str(path), "--port", "8123", *options])
+
+
+def test_serve_engine_vllm_runs_vllms_server_on_the_current_export(
+    exported, tmp_path, monkeypatch
+) -> None:
+    """vLLM itself needs CUDA, so its command stands in here: `serve` replaces itself with
+    `vllm serve` on the export, under this server's model name, once the export is current."""
+    from {{ cookiecutter.package_name }} import vllm_server
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    monkeypatch.setenv("PATH", str(tools))
+    result = _serve_with_vllm(tmp_path)
     assert result.exit_code == 1
-    line = result.output.strip()
-    assert line.startswith("error: text-generation models are not exported to ONNX: generation")
-    assert "\n" not in line
+    assert result.output.startswith("error: serve.engine: vllm needs vLLM's `vllm` command")
+    assert result.output.count("\n") == 1
+
+    (tools / "vllm").write_text("#!/bin/sh\n", encoding="utf-8")
+    (tools / "vllm").chmod(0o755)
+    replaced = []
+    monkeypatch.setattr(vllm_server.os, "execv", lambda *call: replaced.append(call))
+    result = _serve_with_vllm(tmp_path)
+    assert result.exit_code == 0, result.output
+    [(executable, argv)] = replaced
+    assert executable == str(tools / "vllm")
+    assert argv == [
+        "vllm", "serve", str(CHECKPOINT_DIR), "--served-model-name", MODEL_NAME,
+        "--generation-config", "auto", "--host", "127.0.0.1", "--port", "8123",
+    ]  # fmt: skip
+
+    result = _serve_with_vllm(tmp_path, "--model", "models:/elsewhere@champion")
+    assert result.exit_code == 1 and "--model is for serve.engine: torch" in result.output
+    source = CHECKPOINT_DIR / "source.json"
+    kept = source.read_text(encoding="utf-8")
+    source.write_text(json.dumps({**exported, "checksum": "another"}), encoding="utf-8")
+    try:
+        result = _serve_with_vllm(tmp_path)
+    finally:
+        source.write_text(kept, encoding="utf-8")
+    assert result.exit_code == 1
+    assert "was exported from another model than models/model: run `export` again" in result.output
+    assert len(replaced) == 1

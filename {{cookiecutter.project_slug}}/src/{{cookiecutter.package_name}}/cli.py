@@ -192,6 +192,11 @@ def serve(
     from .serve import run
 
     settings = load_params(params)
+    if settings.serve.engine == "vllm":  # text generation only (config.py says so otherwise)
+        from .vllm_server import run as run_vllm
+
+        run_vllm(host, port, model)  # replaces this process with vLLM's
+        return
     run(host, port, model, settings.serve, settings.monitor)
 
 
@@ -303,14 +308,27 @@ def promote(
 @friendly_errors
 @one_at_a_time
 def export(model_dir: ModelOption = MODEL_DIR) -> None:
-    """Export the trained model to ONNX (models/onnx) and compare it with PyTorch on the test
-    split; `serve.runtime: onnx` in params.yaml serves it with onnxruntime."""
-    from .config import ONNX_DIR
+    """Export the trained model, checked against it on the test split: to ONNX (models/onnx),
+    which `serve.runtime: onnx` runs, or for text generation to a bfloat16 safetensors
+    checkpoint (models/export), which `serve.engine: vllm` serves."""
+    from .config import CHECKPOINT_DIR, ONNX_DIR
     from .data import load_prepared
-    from .export import ONNX_FILE, require_exportable
+    from .export import CHECKPOINT_DTYPE, ONNX_FILE, export_checkpoint, require_exportable
     from .export import export as export_model
     from .predict import Predictor
 
+    if task.EXPORT_FORMAT == "safetensors":
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # of loading and writing a few files
+        source = export_checkpoint(Predictor(model_dir), load_prepared()["test"])
+        typer.echo(
+            f"exported {CHECKPOINT_DIR} ({CHECKPOINT_DTYPE} safetensors): the same next token "
+            f"as the trained model at {source['same_top_prediction']:.1%} of the positions of "
+            f"{source['test_inputs']} test prompts (largest logit difference "
+            f"{source['max_abs_difference']:.2e})"
+        )
+        return
     require_exportable()  # before loading anything
     source = export_model(Predictor(model_dir), load_prepared()["test"])
     typer.echo(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import FlywheelError
 from .schema import Section
@@ -22,8 +22,10 @@ PARAMS_FILE = Path("params.yaml")
 PREPARED_DIR = Path("data/prepared")
 EXAMPLES_DIR = Path("data/examples")
 MODEL_DIR = Path("models/model")
-# `export` writes the ONNX graph of models/model here (export.py).
+# `export` writes the ONNX graph of models/model here (export.py)...
 ONNX_DIR = Path("models/onnx")
+# ...or, for text generation, its half-precision checkpoint, the folder vLLM serves.
+CHECKPOINT_DIR = Path("models/export")
 METRICS_FILE = Path("metrics.json")
 BENCH_FILE = Path("bench.json")
 # Where `predict` writes what it synthesizes (text to speech).
@@ -87,6 +89,16 @@ class ServeParams(Section):
     # The model call: PyTorch, or the ONNX graph `export` wrote, run by onnxruntime. A default, so
     # a params.yaml from before the switch still loads.
     runtime: Literal["torch", "onnx"] = "torch"
+    # Who answers: this project's server, or vLLM's OpenAI server on the checkpoint `export`
+    # wrote (text generation, on a CUDA machine with vLLM installed; vllm_server.py).
+    engine: Literal["torch", "vllm"] = "torch"
+
+    @field_validator("engine")
+    @classmethod
+    def _vllm_serves_checkpoints(cls, engine: str) -> str:
+        if engine == "vllm" and task.EXPORT_FORMAT != "safetensors":
+            raise ValueError("vllm serves text generation only; use torch")
+        return engine
 
 
 class MonitorParams(Section):

@@ -36,6 +36,7 @@ from_hub = audio.inputs_from_hub
 ACCEPTED_INPUT = audio.ACCEPTED_FILES
 TARGET = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
+EXPORT_FORMAT = "onnx"
 REQUIREMENTS = ("soundfile",)
 REPORT_FILES = classification.REPORT_FILES
 CLASSES = ("low_tone", "high_tone", "chirp_up", "chirp_down", "noise_burst", "double_beep")

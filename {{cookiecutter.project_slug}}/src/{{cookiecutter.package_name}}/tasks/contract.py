@@ -25,6 +25,9 @@ class Task(Protocol):
     TARGET: Literal["class", "transcript", "speech"]
     # Why `export` cannot write the model as ONNX (said in the error), or None where it can.
     WHY_NO_ONNX: str | None
+    # What `export` writes: the ONNX graph `serve.runtime: onnx` runs, a half-precision
+    # safetensors checkpoint that vLLM (`serve.engine: vllm`) and llama.cpp load, or nothing.
+    EXPORT_FORMAT: Literal["onnx", "safetensors"] | None
     # The files `report` writes into the evaluation plots folder, beside the baselines.
     REPORT_FILES: tuple[str, ...]
     # Packages the task's code needs beyond the shared stack (pyproject.toml lists them too); a

@@ -31,6 +31,7 @@ reduce_logits = None
 ACCEPTED_INPUT = "a PNG, JPEG or other image file"
 TARGET = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
+EXPORT_FORMAT = "onnx"
 REQUIREMENTS = ("pillow",)
 REPORT_FILES = classification.REPORT_FILES
 from_hub = classification.from_hub

@@ -37,6 +37,7 @@ from_hub = audio.inputs_from_hub
 ACCEPTED_INPUT = audio.ACCEPTED_FILES
 TARGET = "transcript"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
+EXPORT_FORMAT = "onnx"
 REQUIREMENTS = ("soundfile", "jiwer")
 REPORT_FILES = ("transcripts.csv",)
 PAD, UNK, WORD_DELIMITER = "[PAD]", "[UNK]", "|"

@@ -32,6 +32,7 @@ reduce_logits = None
 ACCEPTED_INPUT = "non-blank text"
 TARGET = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
+EXPORT_FORMAT = "onnx"
 REQUIREMENTS = ()
 REPORT_FILES = classification.REPORT_FILES
 from_hub = classification.from_hub

@@ -35,9 +35,10 @@ INPUT_KIND = "text"
 ACCEPTED_INPUT = "a non-blank prompt"
 TARGET = "transcript"  # free text: the response
 WHY_NO_ONNX = (
-    "generation is a loop around the model, not one graph; models/model is already a merged "
-    "safetensors checkpoint that vLLM loads (llama.cpp's convert_hf_to_gguf.py converts it)"
+    "generation is a loop around the model, not one graph; `export` writes the merged "
+    "checkpoint in half precision for vLLM (`serve.engine: vllm`) and llama.cpp instead"
 )
+EXPORT_FORMAT = "safetensors"
 REQUIREMENTS = ("peft",)
 REPORT_FILES = ("generations.csv",)
 JUDGING = Judging(

@@ -40,6 +40,7 @@ WHY_NO_ONNX = (
     "(SpeechT5 generates frame by frame until it decides to stop), so a traced graph would fix "
     "every answer at the length of the example it was traced with"
 )
+EXPORT_FORMAT = None
 REQUIREMENTS = ("soundfile", "sentencepiece")
 REPORT_FILES = ("spectrograms.png", "synthesized/metadata.csv")
 # Every model here reads and writes SpeechT5's log10-mel frames (80 bands, a frame every 16 ms),
