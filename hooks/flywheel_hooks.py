@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -186,9 +187,23 @@ def template_root_of(cookiecutter: dict[str, Any]) -> Path:
 
 
 def pre_generation(cookiecutter: dict[str, Any]) -> list[str]:
-    """What the pre-generation hook reports: one line per answer a validator refuses."""
+    """What the pre-generation hook reports: one line per answer a validator refuses.
+
+    With any, the bake stops here, while cookiecutter renders the hook script: the lines are
+    printed and the process exits 1, so cookiecutter's traceback of a failed hook never follows
+    them. The project folder cookiecutter has just created (still empty) goes too; one that
+    held files before (`--overwrite-if-exists`) stays as it was.
+    """
     config = load_config(template_root_of(cookiecutter))
-    return validation_errors(copier_context(cookiecutter, config), config)
+    errors = validation_errors(copier_context(cookiecutter, config), config)
+    if errors:
+        for error in errors:
+            print(f"ERROR: {error}", file=sys.stderr)
+        project_dir = Path(cookiecutter["_output_dir"]) / cookiecutter["project_slug"]
+        if project_dir.is_dir() and not any(project_dir.iterdir()):
+            project_dir.rmdir()
+        raise SystemExit(1)
+    return errors
 
 
 def post_generation(cookiecutter: dict[str, Any]) -> dict[str, Any]:

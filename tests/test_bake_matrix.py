@@ -108,13 +108,15 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
     files.add(f"tests/test_{combination['task'].replace('-', '_')}.py")
     if "audio.py" in modules:
         files.add("tests/test_audio.py")
-    # Speech synthesis and generation have no ONNX graph: their own tests check that `export`
-    # says why.
+    # Speech synthesis and generation have no ONNX graph: their own tests check what `export`
+    # does instead.
     if combination["task"] not in {"text-to-speech", "text-generation"}:
         files.add("tests/test_export.py")
     if combination["use_docker"] == "yes":
         files |= {"Dockerfile", ".dockerignore", "compose.yaml"}
         files |= {"deploy/k8s/train-job.yaml", "deploy/k8s/serve.yaml"}
+        if combination["task"] == "text-generation":  # vLLM on a GPU node
+            files.add("deploy/k8s/serve-vllm.yaml")
     if combination["ci"] == "github":
         files |= {".github/workflows/ci.yml", ".github/workflows/template-drift.yml"}
     if combination["ci"] == "github" and combination["use_docker"] == "yes":

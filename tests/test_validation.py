@@ -91,6 +91,9 @@ def test_cookiecutter_rejects(
     )
     assert result.returncode != 0
     assert f"ERROR: {message}" in result.stderr
+    # Only the refusals, one line each: no traceback of the failed hook after them.
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("ERROR: ") for line in lines), result.stderr
     assert list(out.iterdir()) == []
 
 

@@ -218,6 +218,21 @@ def test_serve_without_a_trained_model_is_one_line(tmp_path) -> None:
     assert result.output.strip() == f"error: {tmp_path} holds no trained model: run `train` first"
 
 
+def test_serve_on_a_port_in_use_says_so_before_loading_anything(tmp_path) -> None:
+    """The port is checked first: the missing model of this folder is never reached."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port), "--model-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert line.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port} ("), line
+    assert "another --port" in line and "\n" not in line
+
+
 def test_predict_names_an_input_it_cannot_read(trained, tmp_path) -> None:
     if task.INPUT_KIND == "text":
         value, expected = " ", "error: input: the text is empty"

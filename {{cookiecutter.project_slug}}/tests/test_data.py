@@ -39,3 +39,27 @@ def test_a_failed_prepare_keeps_the_previous_data(trained) -> None:
     with pytest.raises(FlywheelError):
         prepare(bad)
     assert data_hash(PREPARED_DIR) == before
+
+
+@pytest.mark.parametrize(
+    "name, content, said",
+    [
+        ("empty.csv", b"", "is empty: write your examples into it"),
+        ("header.csv", b"text,label\n", "holds no examples (a header alone): add rows"),
+        ("blank.jsonl", b"\n  \n", "holds no examples: add rows"),
+        ("binary.csv", bytes(range(256)) * 16, None),  # each task's reader names its own reason
+    ],
+)
+def test_a_source_file_it_cannot_read_is_one_line_and_nothing_is_written(
+    tmp_path: Path, name: str, content: bytes, said: str | None
+) -> None:
+    source = tmp_path / name
+    source.write_bytes(content)
+    params = load_params()
+    bad = params.model_copy(update={"data": params.data.model_copy(update={"source": str(source)})})
+    with pytest.raises(FlywheelError) as error:
+        prepare(bad, tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith(f"data.source: {source} ") and "\n" not in message, message
+    assert said is None or said in message, message
+    assert not (tmp_path / "out").exists()

@@ -109,6 +109,10 @@ def read_transcribed_folder(source: Path, text_column: str) -> tuple[list[np.nda
     import csv
 
     metadata = source / "metadata.csv"
+    if source.is_file():
+        raise FlywheelError(
+            f"data.source: {source} is a file: point it at the folder of clips and metadata.csv"
+        )
     if not metadata.is_file():
         raise FlywheelError(
             f"data.source: {metadata} not found: list `file_name,{text_column}` for each clip"

@@ -179,6 +179,22 @@ def predict(
         typer.echo(json.dumps({"input": value, **prediction}))
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Refuses, in one line, an address something else already listens on."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            # As uvicorn binds: a port left in TIME_WAIT by a stopped server is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise FlywheelError(
+            f"--port {port}: cannot listen on {host}:{port} ({error.strerror}): stop what "
+            "listens there, or pass another --port (or --host)"
+        ) from None
+
+
 @app.command()
 @friendly_errors
 def serve(
@@ -192,6 +208,7 @@ def serve(
     from .serve import run
 
     settings = load_params(params)
+    require_free_port(host, port)  # before seconds of loading, not after
     if settings.serve.engine == "vllm":  # text generation only (config.py says so otherwise)
         from .vllm_server import run as run_vllm
 

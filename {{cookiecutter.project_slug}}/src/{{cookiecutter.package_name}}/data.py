@@ -44,8 +44,43 @@ def load_raw(params: Params) -> Any:
             raise FlywheelError(
                 f"data.source: {source} does not exist: point it at your data, or use 'embedded'"
             )
-        dataset = task.load_source(path, params)
+        dataset = _read_source(path, params)
     return _canonical_columns(dataset, params)
+
+
+# Files with one example per line after this many lines of header.
+HEADER_LINES = {".csv": 1, ".jsonl": 0, ".json": 0}
+LAYOUT = 'the layout README "Bring your own data" shows'
+
+
+def _read_source(path: Path, params: Params) -> Any:
+    """The task's reader, with a file it cannot read named in one line instead of a traceback
+    from deep inside the CSV or JSON parser."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise FlywheelError(
+            f"data.source: {path} is empty: write your examples into it in {LAYOUT}"
+        )
+    header = HEADER_LINES.get(path.suffix) if path.is_file() else None
+    if header is not None:
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        if sum(1 for line in lines if line.strip()) <= header:
+            raise FlywheelError(
+                f"data.source: {path} holds no examples"
+                f"{' (a header alone)' if header else ''}: add rows in {LAYOUT}"
+            )
+    try:
+        return task.load_source(path, params)
+    except FlywheelError:
+        raise
+    except Exception as error:  # whatever the parser raised, the file is the cause
+        cause = error
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        summary = (str(cause).strip().splitlines() or [""])[0][:200]
+        raise FlywheelError(
+            f"data.source: {path} cannot be read ({type(cause).__name__}: {summary}): "
+            f"save it as UTF-8 text in {LAYOUT}"
+        ) from None
 
 
 def _canonical_columns(dataset: Any, params: Params) -> Any:

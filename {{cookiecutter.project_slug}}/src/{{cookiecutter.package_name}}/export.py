@@ -130,6 +130,7 @@ def export_checkpoint(
     the share of positions where both pick the same next token."""
     import torch
     from transformers import AutoModelForCausalLM
+
     raws = [task.example_input(test.select([i])) for i in range(len(test))]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))

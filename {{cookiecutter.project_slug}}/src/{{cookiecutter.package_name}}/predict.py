@@ -100,6 +100,11 @@ def mlflow_model_class() -> type:
     import mlflow.pyfunc
     import pandas as pd
 
+    # MLflow resolves `predict`'s type hints in this module's namespace when the class is made
+    # (a DataFrame hint: no type-hint validation, and no warning asking for one); pandas is
+    # imported here rather than at the top so that `predict` and `serve` start without it.
+    globals().setdefault("pd", pd)
+
     class FlywheelModel(mlflow.pyfunc.PythonModel):
         def load_context(self, context: Any) -> None:
             self.predictor = Predictor(Path(context.artifacts["model"]))

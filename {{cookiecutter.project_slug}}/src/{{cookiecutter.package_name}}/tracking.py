@@ -460,14 +460,17 @@ def _log_epoch(logs: dict[str, float], epoch: float) -> None:
 @contextmanager
 def quiet_mlflow() -> Iterator[None]:
     """Silence MLflow's advice about type hints and pickling while a model is logged: the
-    signature is given explicitly and the pickled class is the project's own."""
+    signature is given explicitly and the pickled class is the project's own; and the progress
+    bar of the few files it reads back to check the input example."""
     import logging
     import warnings
 
     loggers = [logging.getLogger(name) for name in ("mlflow.models.signature", "mlflow.pyfunc")]
     levels = [logger.level for logger in loggers]
+    bar = os.environ.get(PROGRESS_BAR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        os.environ[PROGRESS_BAR] = "false"
         for logger in loggers:
             logger.setLevel(logging.ERROR)
         try:
@@ -475,6 +478,14 @@ def quiet_mlflow() -> Iterator[None]:
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+            if bar is None:
+                os.environ.pop(PROGRESS_BAR, None)
+            else:
+                os.environ[PROGRESS_BAR] = bar
+
+
+# MLflow's switch for the progress bars of artifact uploads and downloads.
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def pip_requirements() -> list[str]:
