@@ -169,7 +169,8 @@ def test_predict_prints_one_json_line_per_input(trained) -> None:
         inputs = [str(path) for path in sorted(EXAMPLES_DIR.iterdir())[:2]]
     result = runner.invoke(app, ["predict", *inputs])
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    # stdout: the JSON lines alone (a warning, e.g. of skipped characters, goes to stderr).
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["input"] for line in lines] == inputs
 
 

@@ -88,13 +88,13 @@ def test_the_server_sees_the_training_tensors(client: TestClient, monkeypatch) -
     training_batch = task.collator(predictor.processor)([training_row])
 
     seen = {}
-    original = Predictor.features
+    original = Predictor.encode
 
-    def spy(self, raw_inputs):
-        seen.update(original(self, raw_inputs))
+    def spy(self, inputs):
+        seen.update(original(self, inputs))
         return seen
 
-    monkeypatch.setattr(Predictor, "features", spy)
+    monkeypatch.setattr(Predictor, "encode", spy)
     assert post_predict(client, task.example_input(test)).status_code == 200
     assert set(seen) == set(training_batch)
     for key, tensor in training_batch.items():

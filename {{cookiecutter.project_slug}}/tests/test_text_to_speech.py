@@ -88,6 +88,38 @@ def test_a_text_too_long_to_speak_at_once_is_refused_in_one_line(trained) -> Non
     )
 
 
+def test_characters_without_a_sound_are_skipped_and_named_and_none_else_is_refused(
+    trained, tmp_path
+) -> None:
+    """The toy language has no digits or pilcrows: `predict` and `serve` leave them out and say
+    so, and refuse a text of nothing else, in one line."""
+    from fastapi.testclient import TestClient
+
+    from {{ cookiecutter.package_name }}.serve import create_app
+
+    result = CliRunner().invoke(app, ["predict", "mas 42 kilo¶", "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    [answer] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert answer["skipped_characters"] == "42¶"
+    warning = "warning: input 1: skipped '42¶': the model learned no sound for them"
+    assert warning in result.output
+    # Skipped, not spoken: the answer is the speech of the text without them.
+    assert answer["duration_s"] == Predictor().predict(["mas  kilo"])[0]["duration_s"]
+
+    result = CliRunner().invoke(app, ["predict", "123 ¶¶", "--out-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert line.startswith("error: input 1: none of its characters is one the model can speak")
+    assert "\n" not in line and len(list(tmp_path.glob("*.wav"))) == 1
+    with TestClient(create_app(MODEL_DIR)) as client:
+        refused = client.post("/predict", json={"texts": ["mas", "123 ¶¶"]})
+        answered = client.post("/predict", json={"texts": ["mas 42"]})
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("texts[1]: none of its characters is one")
+    assert answered.status_code == 200
+    assert answered.json()["predictions"][0]["skipped_characters"] == "42"
+
+
 def test_predict_writes_wav_files_and_prints_their_durations(trained, tmp_path) -> None:
     result = CliRunner().invoke(
         app, ["predict", "mas kilo", "le", "--out-dir", str(tmp_path / "out")]

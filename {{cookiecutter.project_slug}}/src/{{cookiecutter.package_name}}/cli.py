@@ -175,7 +175,15 @@ def predict(
         predictions = Predictor(model_dir).predict(read_inputs(inputs))
     if task.TARGET == "speech":
         predictions = write_audio(inputs, predictions, out_dir)
-    for value, prediction in zip(inputs, predictions, strict=True):
+    for number, (value, prediction) in enumerate(zip(inputs, predictions, strict=True), start=1):
+        if prediction.get("skipped_characters"):
+            skipped = prediction["skipped_characters"]
+            typer.secho(
+                f"warning: input {number}: skipped {skipped!r}: the model learned no sound for "
+                "them",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
         typer.echo(json.dumps({"input": value, **prediction}))
 
 

@@ -41,18 +41,32 @@ class Predictor:
 
     def features(self, raw_inputs: list[Any]) -> dict[str, Any]:
         """The tensors the model sees: `task.preprocess` and the collator, as in training."""
-        inputs = [task.decode_input(raw) for raw in raw_inputs]
+        return self.encode([task.decode_input(raw) for raw in raw_inputs])
+
+    def encode(self, inputs: list[Any]) -> dict[str, Any]:
+        """The tensors of inputs already decoded (`task.decode_input`)."""
         encoded = task.preprocess(self.processor, inputs)
         rows = [{key: values[i] for key, values in encoded.items()} for i in range(len(inputs))]
         return self.collate(rows)
 
     def predict(self, raw_inputs: list[Any]) -> list[dict[str, Any]]:
+        """One answer per input; an answer also names the characters its input had that the
+        model skipped (`skipped_characters`), if any."""
         import torch
 
-        batch = self.features(raw_inputs)
+        inputs = [task.decode_input(raw) for raw in raw_inputs]
+        skipped = [
+            task.skipped_characters(self.processor, value, name=f"input {number}")
+            for number, value in enumerate(inputs, start=1)
+        ]
+        batch = self.encode(inputs)
         with torch.inference_mode():
             outputs = task.run_model(self.call, batch)
-        return task.postprocess(self.processor, self.model, outputs)
+        answers = task.postprocess(self.processor, self.model, outputs)
+        for answer, characters in zip(answers, skipped, strict=True):
+            if characters:
+                answer["skipped_characters"] = characters
+        return answers
 
 
 def read_inputs(values: list[str]) -> list[Any]:
@@ -82,7 +96,8 @@ def write_audio(
         stem = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "speech"
         path = out_dir / f"{index}_{stem}.wav"
         path.write_bytes(base64.b64decode(prediction["audio_wav_base64"]))
-        written.append({"file": str(path), "duration_s": prediction["duration_s"]})
+        kept = {k: v for k, v in prediction.items() if k not in ("audio_wav_base64", "duration_s")}
+        written.append({"file": str(path), "duration_s": prediction["duration_s"], **kept})
     return written
 
 

@@ -134,6 +134,8 @@ def create_app(
                 try:
                     # The task's own checks (text to speech: a shorter limit), per request.
                     task.decode_input(text, name=f"texts[{index}]")
+                    processor = state["predictor"].processor
+                    task.skipped_characters(processor, text, name=f"texts[{index}]")
                 except FlywheelError as error:
                     status = 413 if isinstance(error, InputTooLarge) else 422
                     raise HTTPException(status, str(error)) from None

@@ -75,6 +75,10 @@ class Task(Protocol):
     # reading the loaded model from the server's `state`; None: no more.
     def api_router(self, state: dict[str, Any]) -> Any: ...
     def decode_input(self, raw: Any, name: str = "input") -> Any: ...
+    # The characters of a decoded input the model has nothing for and skips ("" where none;
+    # text to speech: those outside its training transcripts); FlywheelError naming `name`
+    # when nothing would be left.
+    def skipped_characters(self, processor: Any, value: Any, name: str = "input") -> str: ...
     def example_input(self, dataset: Any) -> Any: ...
 
 
@@ -93,6 +97,11 @@ def augments_batches(augment: Callable[[Any], Any] | None) -> bool:
 def forward_pass(call: Any, batch: dict[str, Any]) -> Any:
     """`run_model` of the tasks that answer in one call of the model."""
     return call(**batch)
+
+
+def nothing_skipped(processor: Any, value: Any, name: str = "input") -> str:
+    """`skipped_characters` of the tasks whose models read every input whole."""
+    return ""
 
 
 def no_router(state: dict[str, Any]) -> None:

@@ -21,12 +21,13 @@ from .. import classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
-from .contract import alters_batches, forward_pass, no_router
+from .contract import alters_batches, forward_pass, no_router, nothing_skipped
 
 INPUT_KIND = "image"
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
+skipped_characters = nothing_skipped
 reduce_logits = None
 ACCEPTED_INPUT = "a PNG, JPEG or other image file"
 TARGET = "class"

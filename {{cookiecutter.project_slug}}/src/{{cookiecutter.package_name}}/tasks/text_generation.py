@@ -30,6 +30,7 @@ from pydantic import Field
 
 from ..errors import FlywheelError
 from ..schema import DataSource, Judging, Section
+from .contract import nothing_skipped
 
 INPUT_KIND = "text"
 ACCEPTED_INPUT = "a non-blank prompt"
@@ -281,6 +282,10 @@ def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
 def example_input(dataset: Any) -> str:
     """One raw input as a client would send it (the MLflow model's input example)."""
     return dataset[0]["input"]
+
+
+# A byte-level tokenizer reads every character.
+skipped_characters = nothing_skipped
 
 
 def decode_input(raw: str | bytes, name: str = "input") -> list[dict[str, str]]:

@@ -283,8 +283,34 @@ def load(model_dir: Path):
 
 
 def preprocess(processor: Any, inputs: list[str]) -> dict[str, Any]:
-    """Text to token ids: the one function training, `predict` and `serve` all use."""
-    return {"input_ids": processor.tokenizer(list(inputs)).input_ids}
+    """Text to token ids, without the characters the model has no sound for (`skipped_characters`
+    names them): the one function training, `predict` and `serve` all use."""
+    return {"input_ids": processor.tokenizer([_speakable(processor, t) for t in inputs]).input_ids}
+
+
+def _normalized(processor: Any, text: str) -> str:
+    return processor.tokenizer.backend_tokenizer.normalizer.normalize_str(text)
+
+
+def _speakable(processor: Any, text: str) -> str:
+    vocabulary = processor.tokenizer.get_vocab()
+    return "".join(char for char in _normalized(processor, text) if char in vocabulary)
+
+
+def skipped_characters(processor: Any, value: str, name: str = "input") -> str:
+    """The characters (as the tokenizer normalizes them) that no training transcript holds: the
+    model never learned a sound for them, so they are left out rather than spoken as noise.
+    Refused when no other character would be left to speak."""
+    vocabulary = processor.tokenizer.get_vocab()
+    normalized = _normalized(processor, value)
+    skipped = "".join(dict.fromkeys(char for char in normalized if char not in vocabulary))
+    if not _speakable(processor, value).strip():
+        known = "".join(sorted(c for c in vocabulary if len(c) == 1 and not c.isspace()))
+        raise FlywheelError(
+            f"{name}: none of its characters is one the model can speak (it learned {known!r}): "
+            "write the text in the alphabet of its training transcripts"
+        )
+    return skipped
 
 
 def augmentation(params: Any) -> None:
