@@ -288,24 +288,35 @@ def preprocess(processor: Any, inputs: list[str]) -> dict[str, Any]:
     return {"input_ids": processor.tokenizer([_speakable(processor, t) for t in inputs]).input_ids}
 
 
-def _normalized(processor: Any, text: str) -> str:
-    return processor.tokenizer.backend_tokenizer.normalizer.normalize_str(text)
+def _unspeakable(processor: Any, text: str) -> set[str]:
+    """The characters of `text` the tokenizer can only write as its unknown token. Each is asked
+    alone, so this holds for any tokenizer (the character one made here, SentencePiece)."""
+    tokenizer = processor.tokenizer
+    unknown = set()
+    for char in set(text):
+        if char.isspace():
+            continue
+        ids = tokenizer(char, add_special_tokens=False).input_ids
+        if not ids or tokenizer.unk_token_id in ids:
+            unknown.add(char)
+    return unknown
 
 
 def _speakable(processor: Any, text: str) -> str:
-    vocabulary = processor.tokenizer.get_vocab()
-    return "".join(char for char in _normalized(processor, text) if char in vocabulary)
+    unknown = _unspeakable(processor, text)
+    return "".join(char for char in text if char not in unknown)
 
 
 def skipped_characters(processor: Any, value: str, name: str = "input") -> str:
-    """The characters (as the tokenizer normalizes them) that no training transcript holds: the
-    model never learned a sound for them, so they are left out rather than spoken as noise.
-    Refused when no other character would be left to speak."""
-    vocabulary = processor.tokenizer.get_vocab()
-    normalized = _normalized(processor, value)
-    skipped = "".join(dict.fromkeys(char for char in normalized if char not in vocabulary))
-    if not _speakable(processor, value).strip():
-        known = "".join(sorted(c for c in vocabulary if len(c) == 1 and not c.isspace()))
+    """The characters that no training transcript holds: the model never learned a sound for
+    them, so they are left out rather than spoken as noise. Refused when no other character
+    would be left to speak."""
+    unknown = _unspeakable(processor, value)
+    skipped = "".join(dict.fromkeys(char for char in value if char in unknown))
+    if not "".join(char for char in value if char not in unknown).strip():
+        known = "".join(
+            sorted(c for c in processor.tokenizer.get_vocab() if len(c) == 1 and not c.isspace())
+        )
         raise FlywheelError(
             f"{name}: none of its characters is one the model can speak (it learned {known!r}): "
             "write the text in the alphabet of its training transcripts"
