@@ -36,7 +36,7 @@ demo: setup ## Bake the default project into demo/, install it, train and try it
 	$(BIN)/cookiecutter --no-input --output-dir demo .
 	index="$$($(BIN)/python tests/torch_index.py)" && \
 		if [ -n "$$index" ]; then echo "PyTorch's index is unreachable: torch from a local index"; fi; \
-		UV_INDEX="$$index" $(MAKE) -C demo/flywheel_demo setup train predict
+		$(MAKE) -C demo/flywheel_demo setup train predict TORCH_INDEX="$$index"
 
 test: setup ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -27,11 +27,9 @@ from filelock import FileLock
 from helpers import TASKS, TEMPLATE_ROOT, uv_install
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from torch_index import TORCH_PIN, torch_wheel
 
 ENV_DIR = TEMPLATE_ROOT / ".cache" / "project-env"
-# The CPU build on this machine's local wheel store (or TORCH_INDEX_URL); an unpinned torch would
-# pull CUDA wheels.
-TORCH_PIN = "torch==2.13.0"
 PINS = TEMPLATE_ROOT / "tests" / "project-env.txt"
 LOCK_COMMAND = ".venv/bin/python tests/project_env.py --lock"
 # A real instruction-tuned LLM for the text generation real-data test: SmolLM2-135M-Instruct as a
@@ -143,8 +141,6 @@ def bake_defaults(folder: Path) -> list[Path]:
 def lock() -> None:
     """Resolve the union of the default bakes' requirements again into tests/project-env.txt,
     with torch's CPU build (the wheel pip finds, as the environment installs it)."""
-    from torch_index import torch_wheel
-
     with tempfile.TemporaryDirectory() as scratch:
         union = Path(scratch) / "union.in"
         requirements = project_requirements(bake_defaults(Path(scratch)))

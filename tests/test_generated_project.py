@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import TASKS, Baked, readme_commands
 from project_env import env_with
-from torch_index import uv_index
+from torch_index import torch_index
 
 
 def free_port() -> int:
@@ -273,11 +273,20 @@ def test_readme_setup_installs_the_project_from_its_lock(
     wrong = project.run("make", "setup", "ACCELERATOR=gpu")
     assert wrong.returncode != 0 and "ACCELERATOR=gpu: choose cpu or cu128" in wrong.stderr
     assert not (project.path / ".venv").exists()
+    # An index that does not answer (a closed port here): one line naming the way round it.
+    closed = free_port()
+    offline = project.run("make", "setup", f"PYTORCH_INDEX=http://127.0.0.1:{closed}")
+    said = [line for line in offline.stderr.splitlines() if line.strip()]
+    assert offline.returncode != 0 and len(said) == 1, offline.stderr
+    assert f"127.0.0.1:{closed} is unreachable" in said[0]
+    assert "make setup TORCH_INDEX=https://pypi.org/simple" in said[0]
+    assert not (project.path / ".venv").exists()
     # PyTorch's indexes, or where they are unreachable a local one with pip's torch wheel.
-    index = uv_index(tmp_path / "torch-index", str(project_bin / "python"))
+    index = torch_index(tmp_path / "torch-index", str(project_bin / "python"))
+    through = [f"TORCH_INDEX={index}"] if index else []
     # Compiling 21,000 files to bytecode (a minute on two busy cores) is not what this checks.
-    env = {"UV_COMPILE_BYTECODE": "0"} | ({"UV_INDEX": index} if index else {})
-    run = project.run("make", "setup", env=env, timeout=1500)
+    env = {"UV_COMPILE_BYTECODE": "0"}
+    run = project.run("make", "setup", *through, env=env, timeout=1500)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     lock = tomllib.loads(project.text("uv.lock"))
     locked = {package["name"]: package.get("version") for package in lock["package"]}
@@ -305,7 +314,7 @@ def test_readme_setup_installs_the_project_from_its_lock(
     pyproject = project.text("pyproject.toml")
     added = pyproject.replace("dependencies = [\n", 'dependencies = [\n  "six>=1.16",\n', 1)
     (project.path / "pyproject.toml").write_text(added, encoding="utf-8")
-    stale = project.run("make", "setup", env=env, timeout=600)
+    stale = project.run("make", "setup", *through, env=env, timeout=600)
     assert stale.returncode != 0
     assert "`uv lock`" in stale.stderr and "--locked" in stale.stderr, stale.stderr[-2000:]
     assert hashlib.sha256((project.path / "uv.lock").read_bytes()).hexdigest() == lock_hash
@@ -380,6 +389,13 @@ def test_readme_tune_section_works(trained_text: tuple[Baked, dict[str, str]]) -
         (project.path / "params.yaml").write_text(params, encoding="utf-8")
 
 
+LINKED_VERSIONS = """import sys, mlflow
+client = mlflow.MlflowClient("sqlite:///mlflow.db")
+source = client.get_model_version(sys.argv[1], sys.argv[2]).source
+print(client.get_logged_model(source.removeprefix("models:/")).tags["mlflow.modelVersions"])
+"""
+
+
 @pytest.mark.slow
 @TEXT
 def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
@@ -395,6 +411,12 @@ def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str
     assert promoted, run.stdout
     again = project.run("make", "promote", f"RUN={promoted[2]}", env=env)
     assert again.returncode == 0 and "is already @champion" in again.stdout, again.stderr[-3000:]
+    # The local store's logged model names its version once: the UI shows it registered.
+    linked = project.run("python", "-c", LINKED_VERSIONS, name, promoted[1], env=env)
+    assert linked.returncode == 0, linked.stderr[-3000:]
+    assert [(v["name"], str(v["version"])) for v in json.loads(linked.stdout)] == [
+        (name, promoted[1])
+    ]
     port = free_port()
     health = f"http://127.0.0.1:{port}/health"
     with (

@@ -4,8 +4,9 @@ A generated project locks torch from PyTorch's own indexes (download.pytorch.org
 PyTorch guide does. Where they answer, this prints nothing and nothing is overridden. Where they
 do not (a closed network that reaches PyPI only, like the template's development machine), it
 builds a one-package index of the torch wheel pip finds (there, the machine's local CPU wheel)
-and prints its file URL, for UV_INDEX="pytorch-cpu=<url> pytorch-cu128=<url>". A lock made that
-way names this machine's paths: it is for the demo and the tests, not for a project to commit.
+and prints its file URL, for `make setup TORCH_INDEX=<url>`. A lock made that way names this
+machine's paths: it is for the demo and the tests, not for a project to commit. Standard library
+only: `python3 tests/torch_index.py` runs before any environment exists.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from project_env import TORCH_PIN
-
+# The CPU build on this machine's local wheel store (or TORCH_INDEX_URL); an unpinned torch would
+# pull CUDA wheels. Kept here, not in project_env.py: this file runs on the standard library alone.
+TORCH_PIN = "torch==2.13.0"
 PYTORCH_INDEX = "https://download.pytorch.org/whl/cpu/torch/"
 
 
@@ -55,20 +57,16 @@ def local_index(folder: Path, python: str = sys.executable) -> str:
     return simple.as_uri()
 
 
-def uv_index(folder: Path, python: str = sys.executable) -> str:
-    """UV_INDEX's value that points both of a project's PyTorch indexes at the local one, or ""
-    where PyTorch's own answer."""
-    if reachable():
-        return ""
-    url = local_index(folder, python)
-    return f"pytorch-cpu={url} pytorch-cu128={url}"
+def torch_index(folder: Path, python: str = sys.executable) -> str:
+    """The generated Makefile's TORCH_INDEX: the local index, or "" where PyTorch's answers."""
+    return "" if reachable() else local_index(folder, python)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=Path(".cache/torch-index"))
     args = parser.parse_args()
-    print(uv_index(args.folder.resolve()))
+    print(torch_index(args.folder.resolve()))
 
 
 if __name__ == "__main__":

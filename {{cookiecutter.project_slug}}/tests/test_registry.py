@@ -73,6 +73,11 @@ def test_promote_keeps_the_better_model_as_champion_and_serves_it(
     # The registered version carries its run's lineage and the score it was judged by.
     assert version.tags["lineage.data_hash"] and version.tags["task"] == "{{ cookiecutter.task }}"
     assert float(version.tags[f"test_{task.JUDGING.primary_metric}"]) == longer_score
+    # The logged model names its version once, so MLflow's UI shows it registered (the
+    # open-source server keeps the logged model in the version's source, not in its model_id).
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    linked = json.loads(logged.tags["mlflow.modelVersions"])
+    assert [(v["name"], str(v["version"])) for v in linked] == [(MODEL_NAME, "2")]
 
     example = task.example_input(load_prepared()["test"])
     with (

@@ -8,6 +8,7 @@ moves the alias `champion` to it only when its primary test metric beats the cha
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -107,7 +108,22 @@ def _register(client: Any, run: Any, score: float) -> Version:
     version = client.create_model_version(
         MODEL_NAME, f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
     )
+    _link_logged_model(client, model_id, version.version)
     return Version(version.version, run_id, score)
+
+
+def _link_logged_model(client: Any, model_id: str, number: str) -> None:
+    """Name the version on its logged model, as `mlflow.register_model` does, so the UI's page
+    of the logged model shows it registered. A tracking server does it itself; the local store
+    (mlflow.db) does not, and left the model "Not registered"."""
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    tags = client.get_logged_model(model_id).tags
+    versions = json.loads(tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
+    if any(v["name"] == MODEL_NAME and str(v["version"]) == number for v in versions):
+        return
+    versions.append({"name": MODEL_NAME, "version": number})
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
 
 
 def _champion(client: Any) -> Version | None:
