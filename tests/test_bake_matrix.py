@@ -91,6 +91,8 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_config.py",
         "tests/test_data.py",
         "tests/test_fuzz.py",
+        "tests/test_fuzz_files.py",
+        "tests/media_files.py",
         "tests/test_gate.py",
         "tests/test_monitor.py",
         "tests/test_outage.py",

@@ -40,6 +40,14 @@ TEXT = pytest.mark.xdist_group("text")
 GROUP = {"speech-recognition": SPEECH, "text-to-speech": SPEECH, "text-classification": TEXT}
 
 
+# What the libraries print that a user cannot act on, and `train` silences: Python warnings,
+# MLflow's INFO lines, transformers' checkpoint-order and image-backend notices.
+NOISE = re.compile(
+    r"^.*(?:\w+Warning:|INFO mlflow|uv_utils|mtime may not be reliable|requires torchvision).*$",
+    re.M,
+)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "task",
@@ -57,6 +65,8 @@ def test_readme_workflow_and_own_checks(
     for command in [*commands[1:], "make lint", "make info"]:
         run = project.run("bash", "-c", command, env=env, timeout=900)
         assert run.returncode == 0, f"{command}\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+        if command == "make train":
+            assert not NOISE.findall(run.stderr), run.stderr[-4000:]
         if command == "make predict":
             predictions = [
                 json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")

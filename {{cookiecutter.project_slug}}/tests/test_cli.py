@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -41,7 +42,18 @@ USAGE_MISTAKES = [
         "Invalid value for '--tolerance'",
         f"{PROG} reproduce",
     ),
+    (["prepare", "--source", "x.csv"], "No such option: --source", f"{PROG} prepare"),
+    (["monitor", "--window", "7"], "No such option: --window", f"{PROG} monitor"),
+    (["card", "--run"], "Option '--run' requires an argument", PROG),
+    (["tune", "--trials", "0"], "Invalid value for '--trials'", f"{PROG} tune"),
+    (["tune", "--trials", "many"], "Invalid value for '--trials'", f"{PROG} tune"),
+    (["promote", "--run"], "Option '--run' requires an argument", PROG),
+    (["export", "--format", "onnx"], "No such option: --format", f"{PROG} export"),
+    (["sync-runs", "all"], "Got unexpected extra argument", f"{PROG} sync-runs"),
+    (["gate", "--budget", "1"], "No such option: --budget", f"{PROG} gate"),
 ]
+# What `export` says first where the task has nothing to export, before it looks for a model.
+NOT_EXPORTED = "" if task.EXPORT_FORMAT else "{{ cookiecutter.task }} models are not exported"
 # Inputs that are missing or wrong, in a project with no data, model or measurements yet:
 # exit 1, one line naming the input and the fix.
 INPUT_MISTAKES = [
@@ -57,7 +69,20 @@ INPUT_MISTAKES = [
     (["bench", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
     (["gate"], "bench.json not found: run `bench` first"),
     (["gate", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+    (["monitor"], "monitoring holds 0 recorded requests, fewer than monitor.min_records"),
+    (["monitor", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+    (["card"], "models/model names no tracked run: train a model (make train) or pass --run"),
+    (["card", "--run", "abc"], "no MLflow store at mlflow.db: run from the project root"),
+    (["tune", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
+    (["promote"], "models/model names no tracked run: train a model (make train) or pass --run"),
+    (["promote", "--run", "abc"], "no MLflow store at mlflow.db: run from the project root"),
+    (["export"], NOT_EXPORTED or "models/model holds no trained model: run `train` first"),
+    (["export", "--model-dir", "nope"], NOT_EXPORTED or "nope holds no trained model: run `train`"),
+    (["reproduce", "abc"], "reproduce needs the project's git and DVC repository: run `make init`"),
+    (["sync-runs"], "MLFLOW_TRACKING_URI names no tracking server: set it to the server"),
 ]
+# Verbs with nothing to get wrong: no option, no input.
+TAKES_NOTHING = {"info"}
 
 
 @pytest.mark.parametrize(("args", "named", "command"), USAGE_MISTAKES)
@@ -73,10 +98,29 @@ def test_every_usage_mistake_is_one_line_naming_it(args, named, command, capsys)
 def test_every_input_mistake_is_one_line_naming_it(args, named, tmp_path, monkeypatch, capsys):
     shutil.copy(PARAMS_FILE, tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")  # a new project's store
     assert entry_point(args) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], lines
-    assert not (tmp_path / "models").exists() and not (tmp_path / "data").exists()
+    # Nothing written but the run lock (kept, as flock's files are; git ignores it).
+    assert {path.name for path in tmp_path.iterdir()} <= {"params.yaml", ".flywheel.lock"}
+
+
+def test_every_verb_has_its_rows_in_the_mistake_tables() -> None:
+    """A new verb gets its rows: a usage mistake, and an input it lacks (README's
+    troubleshooting section lists the lines)."""
+    import typer.main
+
+    verbs = set(typer.main.get_command(app).commands) - TAKES_NOTHING
+    assert verbs - {args[0] for args, _, _ in USAGE_MISTAKES} == set()
+    assert verbs - {args[0] for args, _ in INPUT_MISTAKES} == set()
+
+
+def test_the_readme_troubleshooting_section_lists_every_input_mistake() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    for args, named in INPUT_MISTAKES:
+        assert named in section, (args, named)
 
 
 def test_a_bad_params_file_is_one_line_and_exit_1(tmp_path) -> None:

@@ -56,7 +56,7 @@ TEXT_PAYLOADS = [
     ({"json": {"texts": "not a list"}}, 422, "list"),
     ({"json": {"texts": []}}, 422, "at least 1"),
     ({"json": {"texts": ["   "]}}, 422, "texts[0] is empty"),
-    ({"json": {"texts": ["x" * 10_001]}}, 413, "longer than"),
+    ({"json": {"texts": ["x" * 10_001]}}, 422, "longer than"),
     ({"json": {"text": "wrong field"}}, 422, "texts"),
     ({"content": b"not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
 ]

@@ -14,6 +14,8 @@ from .errors import FlywheelError
 
 SAMPLING_RATE = 16_000
 ACCEPTED_FILES = "a WAV, FLAC or OGG audio file"
+# The same, as the media types /predict's schema states.
+MEDIA_TYPES = ("audio/wav", "audio/flac", "audio/ogg")
 
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:

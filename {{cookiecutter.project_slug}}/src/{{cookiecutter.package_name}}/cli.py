@@ -128,11 +128,13 @@ def train(
 ) -> None:
     """Train on the prepared data; save the model; log the run to MLflow."""
     from .config import load_params
+    from .data import require_prepared
     from .train import train as train_model
 
     config = load_params(params)
     if prepare_first:
         _prepare(config)
+    require_prepared()  # before the store is made: a refused `train` writes nothing
     tracking.create_store_in_background()  # while the training libraries load
     result = train_model(config)
     if result.run_id:

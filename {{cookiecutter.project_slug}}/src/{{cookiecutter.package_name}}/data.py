@@ -113,14 +113,21 @@ def split(dataset: Any, params: Params) -> dict[str, Any]:
         dataset = dataset.select(range(min(params.data.max_samples, len(dataset))))
     held_out = params.data.validation_fraction + params.data.test_fraction
     stratify = "label" if task.TARGET == "class" else None
-    first = dataset.train_test_split(
-        test_size=held_out, seed=params.seed, stratify_by_column=stratify
-    )
-    second = first["test"].train_test_split(
-        test_size=params.data.test_fraction / held_out,
-        seed=params.seed,
-        stratify_by_column=stratify,
-    )
+    try:
+        first = dataset.train_test_split(
+            test_size=held_out, seed=params.seed, stratify_by_column=stratify
+        )
+        second = first["test"].train_test_split(
+            test_size=params.data.test_fraction / held_out,
+            seed=params.seed,
+            stratify_by_column=stratify,
+        )
+    except ValueError as error:  # too few examples (of a class) for the three splits
+        reason = str(error).splitlines()[0].rstrip(".")
+        raise FlywheelError(
+            f"data.source: its {len(dataset)} examples cannot be split into train, validation "
+            f"and test ({reason}): add examples{' of every class' if stratify else ''}"
+        ) from None
     return {"train": first["train"], "validation": second["train"], "test": second["test"]}
 
 
@@ -150,10 +157,14 @@ def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
     import pyarrow.parquet as pq
     from datasets import Dataset
 
+    require_prepared(data_dir)
+    return {name: Dataset(pq.read_table(data_dir / f"{name}.parquet")) for name in SPLITS}
+
+
+def require_prepared(data_dir: Path = PREPARED_DIR) -> None:
     missing = [name for name in SPLITS if not (data_dir / f"{name}.parquet").is_file()]
     if missing:
         raise FlywheelError(f"{data_dir}/{missing[0]}.parquet not found: run `prepare` first")
-    return {name: Dataset(pq.read_table(data_dir / f"{name}.parquet")) for name in SPLITS}
 
 
 def build_model(params: Params, train: Any) -> tuple[Any, Any]:

@@ -5,10 +5,6 @@ class FlywheelError(Exception):
     """A problem the user can fix: the message names what is wrong and how to fix it."""
 
 
-class InputTooLarge(FlywheelError):
-    """An input larger than the model takes at once (the server answers 413, not 422)."""
-
-
 def unreachable(field: str, value: str, error: OSError, fix: str) -> FlywheelError:
     """The one line for a Hub dataset or checkpoint that cannot be loaded (offline, a wrong id,
     a missing folder): the libraries' own first line says which, `fix` what to do."""

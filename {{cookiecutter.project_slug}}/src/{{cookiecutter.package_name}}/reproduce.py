@@ -86,12 +86,7 @@ def _original_run(run_id: str) -> Any:
 
     uri = tracking.tracking_uri()
     tracking.check_reachable(uri)
-    store = uri.removeprefix("sqlite:///")
-    if uri.startswith("sqlite:///") and not Path(store).is_file():
-        raise FlywheelError(
-            f"no MLflow store at {store}: run from the project root, or set MLFLOW_TRACKING_URI "
-            "to the store that holds the run"
-        )
+    tracking.require_store(uri)
     try:
         return MlflowClient(uri).get_run(run_id)
     except MlflowException:

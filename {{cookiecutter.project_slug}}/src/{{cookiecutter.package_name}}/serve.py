@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field
 from . import __version__, gc_pause
 from .batching import Batcher, Overloaded
 from .config import MODEL_DIR, MonitorParams, ServeParams, load_params
-from .errors import FlywheelError, InputTooLarge
+from .errors import FlywheelError
 from .predict import Predictor
 from .tasks import task
+from .tasks.contract import MAX_TEXT_CHARS
 
-MAX_TEXT_CHARS = 10_000
 MAX_BATCH = 64
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -42,9 +42,16 @@ class ErrorAnswer(BaseModel):
 
 # The answers besides 200, documented in the OpenAPI schema that clients (and the fuzz test) read.
 ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorAnswer, "description": "The input is larger than the server accepts."},
-    422: {"model": ErrorAnswer, "description": "The input is missing, malformed or unreadable."},
+    400: {"model": ErrorAnswer, "description": "The body cannot be parsed (not JSON, not a form)."},
+    422: {
+        "model": ErrorAnswer,
+        "description": "The input is missing, malformed, unreadable or breaks a rule the schema "
+        "states (blank or too long text, no character the model can read).",
+    },
     503: {"model": ErrorAnswer, "description": "The queue is full: retry after Retry-After s."},
+}
+UPLOAD_ANSWERS = ERROR_ANSWERS | {
+    413: {"model": ErrorAnswer, "description": "The file is larger than the server accepts."},
 }
 
 
@@ -130,21 +137,20 @@ def create_app(
                     raise HTTPException(422, f"texts[{index}] is empty: send {task.ACCEPTED_INPUT}")
                 if len(text) > MAX_TEXT_CHARS:
                     message = f"texts[{index}] is longer than {MAX_TEXT_CHARS} characters"
-                    raise HTTPException(413, message)
+                    raise HTTPException(422, message)
                 try:
                     # The task's own checks (text to speech: a shorter limit), per request.
                     task.decode_input(text, name=f"texts[{index}]")
                     processor = state["predictor"].processor
                     task.skipped_characters(processor, text, name=f"texts[{index}]")
                 except FlywheelError as error:
-                    status = 413 if isinstance(error, InputTooLarge) else 422
-                    raise HTTPException(status, str(error)) from None
+                    raise HTTPException(422, str(error)) from None
             return await batched(request.texts)
 
     else:
         # python-multipart, which FastAPI needs for uploads, is a dependency of file tasks only.
 
-        @app.post("/predict", responses=ERROR_ANSWERS)
+        @app.post("/predict", responses=UPLOAD_ANSWERS)
         async def predict_file(file: UploadFile) -> dict[str, list[dict[str, Any]]]:
             data = await file.read(MAX_UPLOAD_BYTES + 1)
             if len(data) > MAX_UPLOAD_BYTES:
@@ -158,7 +164,32 @@ def create_app(
                 raise HTTPException(422, str(error)) from None
             return await batched([decoded])
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = published_schema(app, state["predictor"].processor)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def published_schema(app: FastAPI, processor: Any) -> dict[str, Any]:
+    """FastAPI's OpenAPI schema with the rules of /predict's input it cannot see (they depend on
+    the task and its model: a text's length and characters, a file's media types)."""
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    rules = task.input_schema(processor)
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
+    content = next(iter(body.values()))
+    fields = schema["components"]["schemas"][content["schema"]["$ref"].rsplit("/", 1)[-1]]
+    if task.INPUT_KIND == "text":
+        fields["properties"]["texts"]["items"] = rules
+    else:
+        # An upload's media types are its encoding in the schema (OpenAPI 3.1, multipart).
+        content["encoding"] = {"file": {"contentType": rules.pop("contentMediaType")}}
+        fields["properties"]["file"] |= rules
+    return schema
 
 
 def run(host: str, port: int, model: str, serving: ServeParams, monitoring: MonitorParams) -> None:

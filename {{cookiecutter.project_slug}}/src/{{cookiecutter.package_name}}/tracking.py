@@ -166,6 +166,17 @@ def check_reachable(uri: str) -> None:
         ) from None
 
 
+def require_store(uri: str) -> None:
+    """Refuse to read a run from a local store that does not exist (opening it would create an
+    empty one, and MLflow would log its creation)."""
+    store = uri.removeprefix("sqlite:///")
+    if uri.startswith("sqlite:///") and not Path(store).is_file():
+        raise FlywheelError(
+            f"no MLflow store at {store}: run from the project root, or set MLFLOW_TRACKING_URI "
+            "to the store that holds the run"
+        )
+
+
 # Each prepared split as MLflow names the role of a dataset input.
 DATASET_CONTEXTS = {"train": "training", "validation": "validation", "test": "testing"}
 # How many differing parameters a run's name lists before it says how many more there are.
@@ -247,12 +258,14 @@ def trained_run_id(model_dir: Path) -> str:
 
 
 def project_client() -> Any:
-    """A client of the project's tracking store (and registry), its server checked reachable;
+    """A client of the project's tracking store (and registry), its server checked reachable
+    (or its local store there: what this reads, runs and models, is in it);
     the store is also set as MLflow's tracking URI, for the calls that read it from there."""
     import mlflow
 
     uri = tracking_uri()
     check_reachable(uri)
+    require_store(uri)
     mlflow.set_tracking_uri(uri)
     return mlflow.MlflowClient()
 

@@ -22,13 +22,14 @@ from pydantic import Field
 from .. import audio, classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..schema import DataSource, Section
-from .contract import forward_pass, no_router, nothing_skipped
+from .contract import files_of, forward_pass, no_router, nothing_skipped
 
 INPUT_KIND = "audio"
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
 skipped_characters = nothing_skipped
+input_schema = files_of(*audio.MEDIA_TYPES)
 reduce_logits = None
 # Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
 decode_input = audio.decode

@@ -79,7 +79,36 @@ class Task(Protocol):
     # text to speech: those outside its training transcripts); FlywheelError naming `name`
     # when nothing would be left.
     def skipped_characters(self, processor: Any, value: Any, name: str = "input") -> str: ...
+    # The JSON Schema of one input as /predict's OpenAPI schema states it, so a client generated
+    # from the schema (and Schemathesis) sends only what the server accepts: a text's length and
+    # the characters it needs; a file's media types (`contentMediaType`, comma-separated, which
+    # the schema states as the upload's encoding).
+    def input_schema(self, processor: Any) -> dict[str, Any]: ...
     def example_input(self, dataset: Any) -> Any: ...
+
+
+# The longest text a request may carry (a task may take less: text to speech).
+MAX_TEXT_CHARS = 10_000
+
+
+def text_schema(max_chars: int = MAX_TEXT_CHARS, needs: str = r"\S") -> dict[str, Any]:
+    """One text: 1 to `max_chars` characters, with one matching `needs` (a regular expression;
+    by default one that is not blank)."""
+    return {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": needs}
+
+
+def any_text(processor: Any) -> dict[str, Any]:
+    """`input_schema` of the tasks that read any non-blank text."""
+    return text_schema()
+
+
+def files_of(*media_types: str) -> Callable[[Any], dict[str, Any]]:
+    """`input_schema` of a task that reads uploaded files of these media types."""
+
+    def input_schema(processor: Any) -> dict[str, Any]:
+        return {"type": "string", "format": "binary", "contentMediaType": ", ".join(media_types)}
+
+    return input_schema
 
 
 def alters_batches(augment: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -21,13 +21,16 @@ from .. import classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
-from .contract import alters_batches, forward_pass, no_router, nothing_skipped
+from .contract import alters_batches, files_of, forward_pass, no_router, nothing_skipped
 
 INPUT_KIND = "image"
+# The files /predict takes (Pillow decodes more; these are the ones the schema promises).
+MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
 skipped_characters = nothing_skipped
+input_schema = files_of(*MEDIA_TYPES)
 reduce_logits = None
 ACCEPTED_INPUT = "a PNG, JPEG or other image file"
 TARGET = "class"
@@ -135,11 +138,11 @@ def baselines(train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]
 
 def build(params: Any, train: Any, labels: list[str]):
     """Image processor and model: from `model.pretrained`, or configured from scratch."""
+    import transformers
     from transformers import (
         AutoImageProcessor,
         AutoModelForImageClassification,
         ResNetForImageClassification,
-        ViTImageProcessor,
     )
 
     spec = params.model
@@ -151,7 +154,10 @@ def build(params: Any, train: Any, labels: list[str]):
             **label_config(labels),
         )
         return processor, model
-    processor = ViTImageProcessor(
+    # Pillow's image processor: the default one needs torchvision, and without it warns at
+    # import that it falls back to this one (transformers before 5.x's backends has only one).
+    vit_processor = getattr(transformers, "ViTImageProcessorPil", None)
+    processor = (vit_processor or transformers.ViTImageProcessor)(
         size={"height": spec.image_size, "width": spec.image_size},
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],

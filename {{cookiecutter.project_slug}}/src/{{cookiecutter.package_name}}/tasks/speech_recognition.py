@@ -23,13 +23,14 @@ from pydantic import Field
 
 from .. import audio, toy_speech
 from ..schema import DataSource, Judging, Section
-from .contract import forward_pass, no_router, nothing_skipped
+from .contract import files_of, forward_pass, no_router, nothing_skipped
 
 INPUT_KIND = "audio"
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
 skipped_characters = nothing_skipped
+input_schema = files_of(*audio.MEDIA_TYPES)
 reduce_logits = None
 # Uploads and files decode to 16 kHz mono waveforms; the MLflow input example is a WAV file.
 decode_input = audio.decode
@@ -186,8 +187,18 @@ def load(model_dir: Path):
 
 def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
     """Waveforms to model inputs: the one function training, `predict` and `serve` all use."""
-    waveforms = [np.asarray(waveform, dtype=np.float32) for waveform in inputs]
+    waveforms = [_long_enough(np.asarray(waveform, dtype=np.float32)) for waveform in inputs]
     return processor.feature_extractor(waveforms, sampling_rate=audio.SAMPLING_RATE)
+
+
+# The shortest clip the feature extractor reads (0.1 s: a few of its 25 ms frames); a shorter
+# one, which it fails on, is padded with silence.
+SHORTEST_SAMPLES = audio.SAMPLING_RATE // 10
+
+
+def _long_enough(waveform: np.ndarray) -> np.ndarray:
+    waveform = np.atleast_1d(waveform)
+    return np.pad(waveform, (0, max(0, SHORTEST_SAMPLES - len(waveform))))
 
 
 def augmentation(params: Any) -> None:

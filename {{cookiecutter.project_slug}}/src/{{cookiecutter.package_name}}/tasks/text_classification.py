@@ -22,13 +22,14 @@ from .. import classification
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
-from .contract import forward_pass, no_router, nothing_skipped
+from .contract import any_text, forward_pass, no_router, nothing_skipped
 
 INPUT_KIND = "text"
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
 skipped_characters = nothing_skipped
+input_schema = any_text
 reduce_logits = None
 ACCEPTED_INPUT = "non-blank text"
 TARGET = "class"

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from ..errors import FlywheelError
 from ..schema import DataSource, Judging, Section
-from .contract import nothing_skipped
+from .contract import any_text, nothing_skipped
 
 INPUT_KIND = "text"
 ACCEPTED_INPUT = "a non-blank prompt"
@@ -286,6 +286,7 @@ def example_input(dataset: Any) -> str:
 
 # A byte-level tokenizer reads every character.
 skipped_characters = nothing_skipped
+input_schema = any_text
 
 
 def decode_input(raw: str | bytes, name: str = "input") -> list[dict[str, str]]:

@@ -24,9 +24,9 @@ import numpy as np
 from pydantic import Field
 
 from .. import audio, toy_speech
-from ..errors import FlywheelError, InputTooLarge, unreachable
+from ..errors import FlywheelError, unreachable
 from ..schema import DataSource, Judging, Section
-from .contract import forward_pass, no_router
+from .contract import forward_pass, no_router, text_schema
 
 INPUT_KIND = "text"
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
@@ -324,6 +324,17 @@ def skipped_characters(processor: Any, value: str, name: str = "input") -> str:
     return skipped
 
 
+def input_schema(processor: Any) -> dict[str, Any]:
+    """At most MAX_CHARACTERS characters, one of which the model can speak: the characters of its
+    vocabulary that `skipped_characters` would not leave out, as a regular expression's class."""
+    vocabulary = {char for token in processor.tokenizer.get_vocab() for char in token}
+    unknown = _unspeakable(processor, "".join(vocabulary))
+    speakable = sorted(char for char in vocabulary - unknown if not char.isspace())
+    # Escaped as every regular expression dialect (ECMA, Python, Rust) reads them in a class.
+    escaped = "".join(f"\\{char}" if char in "\\[]^-" else char for char in speakable)
+    return text_schema(MAX_CHARACTERS, f"[{escaped}]")
+
+
 def augmentation(params: Any) -> None:
     """Utterances are trained on as they are: no altered copies."""
     return None
@@ -521,7 +532,7 @@ def decode_input(raw: str | bytes, name: str = "input") -> str:
     if not text.strip():
         raise FlywheelError(f"{name}: the text is empty: send at least one non-blank character")
     if len(text) > MAX_CHARACTERS:
-        raise InputTooLarge(
+        raise FlywheelError(
             f"{name}: the text is longer than {MAX_CHARACTERS} characters: "
             "synthesize it a sentence or a paragraph at a time"
         )
