@@ -153,7 +153,7 @@ def test_prepare_reads_or_names_every_file_it_is_handed(trained, tmp_path) -> No
         try:
             prepare(params.model_copy(update={"data": data}), out)
         except FlywheelError as error:
-            one_line_naming(error, "data")
+            one_line_naming(error, str(fuzzed))  # the source, or the file in it
             assert not out.exists()
         else:
             assert sorted(p.name for p in out.iterdir()) == [

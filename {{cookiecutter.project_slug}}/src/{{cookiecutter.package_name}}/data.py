@@ -90,7 +90,7 @@ def _canonical_columns(dataset: Any, params: Params) -> Any:
     missing = [name for name in renames if name not in names]
     if missing:
         raise FlywheelError(
-            f"data: column {missing[0]!r} not in the data (it has {', '.join(names)}): "
+            f"data: column {missing[0]!r} not in {params.data.source} (it has {', '.join(names)}): "
             "set data.input_column / data.target_column"
         )
     dataset = dataset.rename_columns({old: new for old, new in renames.items() if old != new})
@@ -125,8 +125,9 @@ def split(dataset: Any, params: Params) -> dict[str, Any]:
     except ValueError as error:  # too few examples (of a class) for the three splits
         reason = str(error).splitlines()[0].rstrip(".")
         raise FlywheelError(
-            f"data.source: its {len(dataset)} examples cannot be split into train, validation "
-            f"and test ({reason}): add examples{' of every class' if stratify else ''}"
+            f"data.source: the {len(dataset)} examples of {params.data.source} cannot be split "
+            f"into train, validation and test ({reason}): add examples"
+            f"{' of every class' if stratify else ''}"
         ) from None
     return {"train": first["train"], "validation": second["train"], "test": second["test"]}
 
