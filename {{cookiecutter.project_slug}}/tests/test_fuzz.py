@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.tasks import task
 from media_files import FILES
 
 # Generated requests per operation and mode: bounded, so the suite's time stays predictable.
-FUZZ_EXAMPLES = 25
+FUZZ_EXAMPLES = 15
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.tasks import task
 from media_files import FILES
 
 # Bounded: each prepared source is a few seconds' work for the slowest task.
-EXAMPLES = 12
+EXAMPLES = 8
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
