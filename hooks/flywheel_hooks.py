@@ -207,7 +207,8 @@ def pre_generation(cookiecutter: dict[str, Any]) -> list[str]:
 
 
 def post_generation(cookiecutter: dict[str, Any]) -> dict[str, Any]:
-    """What the post-generation hook does: the paths to delete and the answers file to write.
+    """What the post-generation hook does: the paths to delete, the answers file to write and
+    the next steps to print (copier's `_message_after_copy`).
 
     Rendered after every file is generated, so the project folder can be listed already.
     """
@@ -220,8 +221,10 @@ def post_generation(cookiecutter: dict[str, Any]) -> dict[str, Any]:
         excluded = excluded_paths(project_dir, exclude_patterns(context, config))
     except HookError as error:
         return {"error": str(error)}
+    conf = {"_copier_conf": {"dst_path": str(project_dir)}}
     return {
         "excluded": excluded,
+        "message": render(config.get("_message_after_copy", ""), context | conf),
         "answers_file": config.get("_answers_file", ".copier-answers.yml"),
         "answers": answers_text(
             context,

@@ -1,4 +1,5 @@
-"""Cookiecutter post-generation hook: apply copier.yml's `_exclude`, write the answers file.
+"""Cookiecutter post-generation hook: apply copier.yml's `_exclude`, write the answers file,
+print copier.yml's `_message_after_copy` (the next steps, as copier prints them).
 
 Cookiecutter worked out both while it rendered this script (the `post_generation` filter of
 hooks/flywheel_hooks.py), so this process only deletes and writes. It runs in the new project.
@@ -20,3 +21,4 @@ for relpath in PLAN["excluded"]:
     else:
         path.unlink()
 Path(PLAN["answers_file"]).write_text(PLAN["answers"], encoding="utf-8")
+print(PLAN["message"])

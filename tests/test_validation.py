@@ -174,3 +174,40 @@ def test_non_ascii_name_bakes_an_ascii_slug_in_both_engines(
         copier_project / "LICENSE"
     ).read_text(encoding="utf-8")
     assert "Zoë Ñúñez" in (copier_project / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def next_steps(output: str, destination: Path) -> list[str]:
+    """The lines from "<slug> is ready" on, with the project's folder as DST."""
+    lines = output.replace(str(destination), "DST").splitlines()
+    start = next(i for i, line in enumerate(lines) if " is ready (" in line)
+    return [line for line in lines[start:] if line.strip()]
+
+
+def test_both_engines_print_the_same_next_steps(template: Path, tmp_path: Path) -> None:
+    """copier prints copier.yml's `_message_after_copy`; the cookiecutter hook renders the same."""
+    baked = subprocess.run(
+        [BIN / "cookiecutter", "--no-input", "--output-dir", tmp_path / "cc", template],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    copied = subprocess.run(
+        [BIN / "copier", "copy", "--defaults", "--vcs-ref", "HEAD", template, tmp_path / "cp"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert baked.returncode == 0, baked.stderr
+    assert copied.returncode == 0, copied.stderr
+    steps = next_steps(baked.stdout, tmp_path / "cc" / "flywheel_demo")
+    assert steps == next_steps(copied.stderr, tmp_path / "cp")  # copier writes it to stderr
+    assert steps[:3] == [
+        "flywheel_demo is ready (text-classification). Next:",
+        "  cd DST",
+        "  make setup     # the environment, from uv.lock (the first run writes it: commit it)",
+    ]
+    # Every command it names is one the project's Makefile has.
+    makefile = (tmp_path / "cp" / "Makefile").read_text(encoding="utf-8")
+    for line in steps:
+        if line.strip().startswith("make "):
+            assert f"\n{line.split()[1]}:" in makefile, line
