@@ -120,7 +120,11 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         if combination["task"] == "text-generation":  # vLLM on a GPU node
             files.add("deploy/k8s/serve-vllm.yaml")
     if combination["ci"] == "github":
-        files |= {".github/workflows/ci.yml", ".github/workflows/template-drift.yml"}
+        files |= {
+            ".github/dependabot.yml",
+            ".github/workflows/ci.yml",
+            ".github/workflows/template-drift.yml",
+        }
     if combination["ci"] == "github" and combination["use_docker"] == "yes":
         files |= {".github/workflows/docker.yml"}
     if combination["cloud"] != "none":

@@ -21,6 +21,7 @@ from validators import (
     checkov_problems,
     compose_problems,
     copy_sources,
+    dependabot_problems,
     deploy_problems,
     dockerfile_problems,
     dockerignore_allows,
@@ -94,6 +95,8 @@ def test_workflows_pass_actionlint_zizmor_and_the_schema(
         return
     paths = [str(path.relative_to(project)) for path in workflows]
     assert once("workflows", project, paths, lambda: workflow_problems(project, workflows)) == []
+    dependabot = [".github/dependabot.yml"]
+    assert once("dependabot", project, dependabot, lambda: dependabot_problems(project)) == []
 
 
 def test_workflows_pin_actions_to_commits_and_grant_least_privilege(

@@ -59,6 +59,17 @@ def workflow_problems(root: Path, workflows: Iterable[Path]) -> list[str]:
     return problems
 
 
+def dependabot_problems(root: Path) -> list[str]:
+    """Dependabot's schema, and zizmor's audits of its settings (a cooldown, for one)."""
+    config = ".github/dependabot.yml"
+    problems = _problems(
+        [str(TOOLS / "check-jsonschema"), "--builtin-schema", "vendor.dependabot", config], root
+    )
+    return problems + _problems(
+        [str(TOOLS / "zizmor"), "--offline", "--no-progress", "--min-severity=low", config], root
+    )
+
+
 def dockerfile_problems(root: Path) -> list[str]:
     return _problems(
         [str(TOOLS / "hadolint"), "--no-color", "--failure-threshold", "warning", "Dockerfile"],
