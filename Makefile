@@ -7,7 +7,7 @@ WORKERS ?= 2
 # uv installs in seconds what pip takes minutes for; the same release the generated projects use.
 UV_VERSION := 0.13.9
 
-.PHONY: help setup demo test lint bench clean
+.PHONY: help setup demo test lint bench docs clean
 
 help: ## List the available commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,5 +51,8 @@ lint: setup ## ruff on the template's own code (hooks, scripts, tests)
 bench: setup ## Time bakes with each engine and a full matrix bake
 	$(BIN)/python scripts/benchmark.py
 
+docs: setup ## Serve the documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml)
+	$(BIN)/mkdocs serve
+
 clean: ## Remove the environment, demo and caches
-	rm -rf $(VENV) demo .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo site .cache .pytest_cache .ruff_cache

@@ -1,6 +1,8 @@
 """Benchmark: bake time per engine, a whole option-matrix bake, and time to first tracked model.
 
 Prints numbers; asserts nothing. Run with `make bench` (or `python scripts/benchmark.py --help`).
+`--json PATH` also writes them, with the date, the machine and the command, for the docs site's
+benchmark page (docs/benchmarks/*.json, rendered by scripts/docs_hooks.py).
 "Time to first model" is a bake plus `make train` (prepare, train, evaluate, MLflow logging) in the
 shared project environment of the tests (`.cache/project-env`, built on first use).
 """
@@ -8,6 +10,11 @@ shared project environment of the tests (`.cache/project-env`, built on first us
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -78,7 +85,26 @@ def timed(func, *args) -> float:
     return time.perf_counter() - start
 
 
-def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> None:
+def machine() -> dict[str, object]:
+    """What the numbers were measured on: they move with the machine and its load."""
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text(encoding="utf-8").splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu or "unknown",
+        "cores": os.cpu_count(),
+        "system": platform.platform(terse=True),
+        "python": platform.python_version(),
+    }
+
+
+def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> dict[str, object]:
     bakes = {}
     # Every task's dependencies, even when only some train: the environment is the one the tests
     # share, and a subset would rebuild it without the others' packages.
@@ -94,6 +120,7 @@ def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> None
     )
     print(f"\nbare import of torch, transformers, mlflow, datasets: {imports:.1f} s (median)")
     print(f"{'task':<22}{'median bake to first model (s)':>32}{'x import':>10}{'runs (s)':>24}")
+    results: dict[str, object] = {"bare_import_s": round(imports, 2), "tasks": {}}
     for task in tasks:
         times = []
         for run in range(runs):
@@ -112,6 +139,20 @@ def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> None
         shown = ", ".join(f"{t:.1f}" for t in times)
         median = statistics.median(times)
         print(f"{task:<22}{median:>32.1f}{median / imports:>10.1f}{shown:>24}")
+        results["tasks"][task] = {
+            "runs_s": [round(t, 2) for t in times],
+            "median_s": round(median, 2),
+            "x_import": round(median / imports, 2),
+            # The last run's test scores and baselines, as `train` prints them.
+            "test_metrics": test_metrics(result.stdout),
+        }
+    return results
+
+
+def test_metrics(stdout: str) -> dict[str, object]:
+    prefix = "test metrics: "
+    lines = [line for line in stdout.splitlines() if line.startswith(prefix)]
+    return json.loads(lines[-1].removeprefix(prefix)) if lines else {}
 
 
 def main() -> None:
@@ -129,12 +170,27 @@ def main() -> None:
         choices=cookiecutter_json()["task"],
         help="first model of this task only (repeatable; default: every task)",
     )
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the results there (docs/benchmarks/)"
+    )
     args = parser.parse_args()
+    results: dict[str, object] = {
+        "date": datetime.date.today().isoformat(),
+        "command": shlex.join(["python", "scripts/benchmark.py", *sys.argv[1:]]),
+        "machine": machine(),
+    }
+    run(args, results)
+    if args.json:  # only a finished run: the docs show whole tables or none
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"results: {args.json}")
 
+
+def run(args: argparse.Namespace, results: dict[str, object]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         template = snapshot_template(work / "template")
         print(f"{'engine':<32}{'median bake (s)':>16}{'min (s)':>10}{'max (s)':>10}")
+        results["bake"] = bakes = {}
         for engine, bake in {**ENGINES, **COMMANDS}.items():
             folder = engine.replace(" ", "-").replace(",", "")
             times = [
@@ -142,13 +198,21 @@ def main() -> None:
             ]
             median, low, high = statistics.median(times), min(times), max(times)
             print(f"{engine:<32}{median:>16.3f}{low:>10.3f}{high:>10.3f}")
+            bakes[engine] = {
+                "median_s": round(median, 3),
+                "min_s": round(low, 3),
+                "max_s": round(high, 3),
+            }
 
         if args.first_model:
-            first_model(template, work, args.first_model, args.task or cookiecutter_json()["task"])
+            results["first_model"] = first_model(
+                template, work, args.first_model, args.task or cookiecutter_json()["task"]
+            )
         if args.matrix == "none":
             return
         matrix = full_matrix() if args.matrix == "full" else pairwise_matrix()
         print(f"\n{args.matrix} matrix: {len(matrix)} combinations")
+        results["matrix"] = {"kind": args.matrix, "combinations": len(matrix), "engines": {}}
         with Progress() as progress:
             for engine, bake in ENGINES.items():
                 task = progress.add_task(f"{engine:<12}", total=len(matrix))
@@ -160,6 +224,7 @@ def main() -> None:
                 progress.console.print(
                     f"{engine:<14}{elapsed:>8.1f} s in all, {elapsed / len(matrix):.3f} s a bake"
                 )
+                results["matrix"]["engines"][engine] = round(elapsed, 1)
 
 
 if __name__ == "__main__":
