@@ -19,15 +19,31 @@ from helpers import (
     text_files,
 )
 
+sys.path.insert(0, str(TEMPLATE_ROOT / "scripts"))  # import_depth
 LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 
 
 TASK_FILES = {
-    "text-classification": ["classification.py", "tasks/text_classification.py"],
-    "text-generation": ["openai_api.py", "tasks/text_generation.py", "vllm_server.py"],
+    "text-classification": [
+        "classification.py",
+        "tasks/text_classification.py",
+        "text_features.py",
+    ],
+    "text-generation": [
+        "openai_api.py",
+        "tasks/text_generation.py",
+        "text_features.py",
+        "vllm_server.py",
+    ],
     "audio-classification": ["audio.py", "classification.py", "tasks/audio_classification.py"],
     "speech-recognition": ["audio.py", "toy_speech.py", "tasks/speech_recognition.py"],
-    "text-to-speech": ["audio.py", "synthesis.py", "toy_speech.py", "tasks/text_to_speech.py"],
+    "text-to-speech": [
+        "audio.py",
+        "synthesis.py",
+        "tasks/text_to_speech.py",
+        "text_features.py",
+        "toy_speech.py",
+    ],
     "image-classification": ["classification.py", "tasks/image_classification.py"],
 }
 SHARED_MODULES = [
@@ -49,9 +65,11 @@ SHARED_MODULES = [
     "export.py",
     "gate.py",
     "gc_pause.py",
+    "inputs.py",
     "loadgen.py",
     "monitor.py",
     "offline.py",
+    "paths.py",
     "pipeline.py",
     "plots.py",
     "predict.py",
@@ -72,6 +90,7 @@ SHARED_MODULES = [
 def expected_files(combination: dict[str, str], package: str = "flywheel_demo") -> set[str]:
     files = {
         ".copier-answers.yml",
+        ".devcontainer/devcontainer.json",
         ".dvc/.gitignore",
         ".dvc/config",
         ".dvcignore",
@@ -192,6 +211,19 @@ def test_ruff_clean(pair: tuple[Baked, Baked]) -> None:
     for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
         result = project.run(sys.executable, "-m", "ruff", *command)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# How many imports deep a project's own modules may load one another at start (scripts/
+# import_depth.py prints the chain): deeper, and a change's reach and every command's start grow.
+MAX_IMPORT_DEPTH = 7
+
+
+def test_own_imports_are_shallow(pair: tuple[Baked, Baked]) -> None:
+    from import_depth import longest_chain, module_imports
+
+    [package] = [p for p in (pair[0].path / "src").iterdir() if (p / "__init__.py").is_file()]
+    chain = longest_chain(module_imports(package))
+    assert len(chain) - 1 <= MAX_IMPORT_DEPTH, " -> ".join(chain)
 
 
 def test_answers_file_records_every_answer(

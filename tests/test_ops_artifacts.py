@@ -23,6 +23,7 @@ from validators import (
     copy_sources,
     dependabot_problems,
     deploy_problems,
+    devcontainer_problems,
     dockerfile_problems,
     dockerignore_allows,
     pyproject_problems,
@@ -97,6 +98,19 @@ def test_workflows_pass_actionlint_zizmor_and_the_schema(
     assert once("workflows", project, paths, lambda: workflow_problems(project, workflows)) == []
     dependabot = [".github/dependabot.yml"]
     assert once("dependabot", project, dependabot, lambda: dependabot_problems(project)) == []
+
+
+def test_the_devcontainer_passes_its_schema_and_sets_the_project_up(
+    pair: tuple[Baked, Baked], combination: dict[str, str]
+) -> None:
+    """Every project opens in a Dev Container (VS Code, Codespaces) of its Python version, where
+    `make setup` runs once the container is created."""
+    project = pair[0].path
+    paths = [".devcontainer/devcontainer.json"]
+    assert once("devcontainer", project, paths, lambda: devcontainer_problems(project)) == []
+    config = json.loads((project / paths[0]).read_text(encoding="utf-8"))
+    assert config["postCreateCommand"] == "make setup"
+    assert config["image"].endswith(f":1-{combination['python_version']}-bookworm"), config["image"]
 
 
 def test_workflows_pin_actions_to_commits_and_grant_least_privilege(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -40,6 +41,14 @@ def test_own_workflows_pass_the_validators_projects_get() -> None:
     workflows = sorted((TEMPLATE_ROOT / ".github" / "workflows").glob("*.yml"))
     assert workflows, "the template has no workflow"
     assert workflow_problems(TEMPLATE_ROOT, workflows) == []
+
+
+def test_own_devcontainer_passes_its_schema_and_runs_make_setup() -> None:
+    from validators import devcontainer_problems
+
+    assert devcontainer_problems(TEMPLATE_ROOT) == []
+    config = json.loads((TEMPLATE_ROOT / ".devcontainer" / "devcontainer.json").read_text())
+    assert config["postCreateCommand"] == "make setup"
 
 
 def test_own_pyproject_is_valid() -> None:

@@ -70,6 +70,17 @@ def dependabot_problems(root: Path) -> list[str]:
     )
 
 
+# The Dev Container specification's schema (tests/schemas/README.md says where it comes from).
+DEVCONTAINER_SCHEMA = TEMPLATE_ROOT / "tests" / "schemas" / "devContainer.base.schema.json"
+
+
+def devcontainer_problems(root: Path) -> list[str]:
+    config = ".devcontainer/devcontainer.json"
+    return _problems(
+        [str(TOOLS / "check-jsonschema"), "--schemafile", str(DEVCONTAINER_SCHEMA), config], root
+    )
+
+
 def dockerfile_problems(root: Path) -> list[str]:
     return _problems(
         [str(TOOLS / "hadolint"), "--no-color", "--failure-threshold", "warning", "Dockerfile"],

@@ -182,3 +182,22 @@ def hub_waveforms(dataset: Any, column: str) -> Any:
 def inputs_from_hub(dataset: Any, params: Any) -> Any:
     """The input column of a Hub audio dataset, decoded (`from_hub` of the audio-in tasks)."""
     return hub_waveforms(dataset, params.data.input_column)
+
+
+def input_features(processor: Any) -> Any:
+    """What drift monitoring reads of a decoded clip: its duration, loudness and log-mel
+    statistics (the processor is not needed: the features are the signal's own)."""
+
+    def features(decoded: Any) -> dict[str, float]:
+        samples = np.asarray(decoded, dtype=np.float32)
+        rms = float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
+        bands = log_mel_statistics([samples])[0]
+        half = bands.size // 2
+        return {
+            "duration_s": samples.size / SAMPLING_RATE,
+            "loudness_db": 20 * float(np.log10(rms + 1e-10)),
+            "mel_mean": float(bands[:half].mean()),
+            "mel_std": float(bands[half:].mean()),
+        }
+
+    return features

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import BENCH_FILE, LOAD_CONCURRENCY, MODEL_DIR, Params, ServeParams
+from .config import LOAD_CONCURRENCY, Params, ServeParams
 from .data import build_model, encode, load_prepared
+from .paths import BENCH_FILE, MODEL_DIR
 from .tasks import task
 
 # Requests per client sent, unmeasured, before each load run.
@@ -62,15 +63,7 @@ def _free_port() -> int:
 
 def _http_body(example: Any) -> tuple[bytes, str]:
     """The request body `serve` takes for one input, and its content type."""
-    if task.INPUT_KIND == "text":
-        return json.dumps({"texts": [example]}).encode(), "application/json"
-    boundary = "flywheel-bench"
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        'filename="example"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    )
-    body = head.encode() + example + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
+    return task.INPUTS.http_body(example)
 
 
 def http_request(url: str, example: Any) -> urllib.request.Request:

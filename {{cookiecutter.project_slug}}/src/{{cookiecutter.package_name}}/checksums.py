@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FlywheelError
-from .pipeline import file_md5
 
 MANIFEST = "manifest.json"
+
+
+def file_md5(path: Path) -> str:
+    """The MD5 DVC and the manifest give a file (a fingerprint, not a security measure)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_manifest(model_dir: Path, run_id: str | None) -> None:

@@ -157,3 +157,23 @@ def report(
     predicted = np.asarray(prediction.predictions).argmax(-1).tolist()
     plots.confusion_matrix(labels, np.asarray(prediction.label_ids).tolist(), predicted, plots_dir)
     return metrics
+
+
+def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
+    """What drift monitoring keeps of a prediction: its label."""
+    return {"label": prediction["label"]}
+
+
+def target_features(split: Any) -> Callable[[Any], dict[str, Any]]:
+    """The same for a split's true labels (class ids, named by the split's features)."""
+    names = list(split.features["label"].names)
+    return lambda label: {"label": names[label]}
+
+
+def prepare_labels(dataset: Any) -> tuple[Any, str | None]:
+    """Class names as ids (a CSV's label column is text), and splits stratified by class."""
+    from datasets import ClassLabel
+
+    if not isinstance(dataset.features["label"], ClassLabel):
+        dataset = dataset.class_encode_column("label")
+    return dataset, "label"

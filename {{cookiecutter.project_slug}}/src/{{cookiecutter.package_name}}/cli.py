@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__, gc_pause, tracking
-from .config import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
 from .errors import FlywheelError
+from .paths import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
 from .project import MODALITY, TASK
 from .tasks import task
 
@@ -27,11 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-INPUTS_HELP = (
-    "Texts, one quoted argument each."
-    if task.INPUT_KIND == "text"
-    else "Paths of the files to predict."
-)
+INPUTS_HELP = task.INPUTS.command_line_help
 ParamsOption = Annotated[Path, typer.Option("--params", help="The run's configuration.")]
 ModelOption = Annotated[Path, typer.Option("--model-dir", help="A trained model folder.")]
 ModelSource = Annotated[
@@ -163,20 +159,17 @@ def predict(
     model: ModelSource = str(MODEL_DIR),
     out_dir: Annotated[
         Path,
-        typer.Option(
-            help="Where the synthesized speech is written.", hidden=task.TARGET != "speech"
-        ),
+        typer.Option(help=task.PREDICTIONS_OUT or "", hidden=task.PREDICTIONS_OUT is None),
     ] = PREDICTIONS_DIR,
 ) -> None:
     """Predict with the trained model; print one JSON line per input (speech: the WAV file
     written to --out-dir and its duration)."""
-    from .predict import Predictor, read_inputs, write_audio
+    from .predict import Predictor, read_inputs
     from .registry import model_folder
 
     with model_folder(model) as model_dir:
         predictions = Predictor(model_dir).predict(read_inputs(inputs))
-    if task.TARGET == "speech":
-        predictions = write_audio(inputs, predictions, out_dir)
+    predictions = task.write_predictions(inputs, predictions, out_dir)
     for number, (value, prediction) in enumerate(zip(inputs, predictions, strict=True), start=1):
         if prediction.get("skipped_characters"):
             skipped = prediction["skipped_characters"]
@@ -233,9 +226,10 @@ def monitor(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_D
     """Compare the traffic `serve` recorded (monitoring/) with the training split; write
     monitoring/drift.json and drift.png; exit 1 when a feature drifted beyond params.yaml's
     thresholds."""
-    from .config import MONITOR_DIR, load_params
+    from .config import load_params
     from .monitor import DRIFT_FILE, DRIFT_PLOT
     from .monitor import monitor as check_drift
+    from .paths import MONITOR_DIR
 
     shifts = check_drift(load_params(params), model_dir)
     spent = json.loads((MONITOR_DIR / DRIFT_FILE).read_text(encoding="utf-8"))["usage"]
@@ -292,7 +286,8 @@ def tune(
 ) -> None:
     """Search the `tune.search_space` of params.yaml with Optuna on the validation split; write
     the best values to params.best.yaml (resumes an interrupted study)."""
-    from .config import BEST_PARAMS_FILE, load_params
+    from .config import load_params
+    from .paths import BEST_PARAMS_FILE
     from .tune import tune as run_study
 
     result = run_study(load_params(params), params, trials, apply)
@@ -338,10 +333,10 @@ def export(model_dir: ModelOption = MODEL_DIR) -> None:
     """Export the trained model, checked against it on the test split: to ONNX (models/onnx),
     which `serve.runtime: onnx` runs, or for text generation to a bfloat16 safetensors
     checkpoint (models/export), which `serve.engine: vllm` serves."""
-    from .config import CHECKPOINT_DIR, ONNX_DIR
     from .data import load_prepared
     from .export import CHECKPOINT_DTYPE, ONNX_FILE, export_checkpoint, require_exportable
     from .export import export as export_model
+    from .paths import CHECKPOINT_DIR, ONNX_DIR
     from .predict import Predictor
 
     if task.EXPORT_FORMAT == "safetensors":

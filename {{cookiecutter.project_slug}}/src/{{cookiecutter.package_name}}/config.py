@@ -14,34 +14,30 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import FlywheelError
+
+# The paths moved to paths.py; code written against earlier releases imports them from here.
+from .paths import (  # noqa: F401
+    BENCH_FILE,
+    BEST_PARAMS_FILE,
+    CHECKPOINT_DIR,
+    EVALUATE_PLOTS_DIR,
+    EXAMPLES_DIR,
+    LOCK_FILE,
+    METRICS_FILE,
+    MODEL_DIR,
+    MONITOR_DIR,
+    ONNX_DIR,
+    PARAMS_FILE,
+    PREDICTIONS_DIR,
+    PREPARED_DIR,
+    TRAIN_PLOTS_DIR,
+    TUNE_DIR,
+)
 from .schema import Section
 from .tasks import task
 
-PARAMS_FILE = Path("params.yaml")
-# Where each step leaves its outputs, relative to the project root.
-PREPARED_DIR = Path("data/prepared")
-EXAMPLES_DIR = Path("data/examples")
-MODEL_DIR = Path("models/model")
-# `export` writes the ONNX graph of models/model here (export.py)...
-ONNX_DIR = Path("models/onnx")
-# ...or, for text generation, its half-precision checkpoint, the folder vLLM serves.
-CHECKPOINT_DIR = Path("models/export")
-METRICS_FILE = Path("metrics.json")
-BENCH_FILE = Path("bench.json")
-# Where `predict` writes what it synthesizes (text to speech).
-PREDICTIONS_DIR = Path("predictions")
 # Concurrent clients of `bench`'s load run (besides one client alone), which `gate` judges.
 LOAD_CONCURRENCY = 32
-# `tune` keeps its Optuna study here and writes the best values it found to the second file.
-TUNE_DIR = Path("tuning")
-BEST_PARAMS_FILE = Path("params.best.yaml")
-# `serve` records the traffic it answers here, and `monitor` writes its drift report (monitor.py).
-MONITOR_DIR = Path("monitoring")
-# Held while `prepare`, `train` or `evaluate` runs (runlock.py).
-LOCK_FILE = Path(".flywheel.lock")
-# `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.
-TRAIN_PLOTS_DIR = Path("plots/train")
-EVALUATE_PLOTS_DIR = Path("plots/evaluate")
 
 
 class TrainParams(Section):

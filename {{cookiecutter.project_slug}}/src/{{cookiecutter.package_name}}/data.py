@@ -10,11 +10,14 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import EXAMPLES_DIR, PREPARED_DIR, Params
 from .errors import FlywheelError, unreachable
+from .paths import EXAMPLES_DIR, PREPARED_DIR
 from .tasks import task
+
+if TYPE_CHECKING:  # the settings' schema loads the task: only the type is needed here
+    from .config import Params
 
 SPLITS = ("train", "validation", "test")
 
@@ -100,19 +103,17 @@ def _canonical_columns(dataset: Any, params: Params) -> Any:
 def split(dataset: Any, params: Params) -> dict[str, Any]:
     """Train, validation and test splits: the source's own where it has all three, else drawn
     from its training data with the run's seed (stratified by class for classifiers)."""
-    from datasets import ClassLabel, DatasetDict
+    from datasets import DatasetDict
 
     if isinstance(dataset, DatasetDict) and all(name in dataset for name in SPLITS):
         return {name: dataset[name] for name in SPLITS}
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"]
-    if task.TARGET == "class" and not isinstance(dataset.features["label"], ClassLabel):
-        dataset = dataset.class_encode_column("label")
+    dataset, stratify = task.prepare_labels(dataset)
     dataset = dataset.shuffle(seed=params.seed)
     if params.data.max_samples:
         dataset = dataset.select(range(min(params.data.max_samples, len(dataset))))
     held_out = params.data.validation_fraction + params.data.test_fraction
-    stratify = "label" if task.TARGET == "class" else None
     try:
         first = dataset.train_test_split(
             test_size=held_out, seed=params.seed, stratify_by_column=stratify

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import gc_pause, plots
 from .baselines import score_baselines
-from .config import EVALUATE_PLOTS_DIR, METRICS_FILE, MODEL_DIR, Params
 from .data import encode, load_prepared
 from .device import trainer_arguments
+from .paths import EVALUATE_PLOTS_DIR, METRICS_FILE, MODEL_DIR
 from .tasks import task
+
+if TYPE_CHECKING:  # the settings' schema loads the task: only the type is needed here
+    from .config import Params
 
 
 def evaluate_model(

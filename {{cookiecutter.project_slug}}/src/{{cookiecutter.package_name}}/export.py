@@ -19,8 +19,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from .config import CHECKPOINT_DIR, ONNX_DIR
 from .errors import FlywheelError
+from .paths import CHECKPOINT_DIR, ONNX_DIR
 from .project import TASK
 from .tasks import task
 

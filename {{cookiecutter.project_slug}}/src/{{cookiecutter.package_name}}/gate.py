@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .baselines import margin
-from .config import BENCH_FILE, LOAD_CONCURRENCY, METRICS_FILE, Params
+from .config import LOAD_CONCURRENCY
 from .errors import FlywheelError
+from .paths import BENCH_FILE, METRICS_FILE
 from .tasks import task
+
+if TYPE_CHECKING:  # the settings' schema loads the task: only the type is needed here
+    from .config import Params
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import MONITOR_DIR, MonitorParams
+from .config import MonitorParams
 from .errors import FlywheelError
+from .paths import MONITOR_DIR
 from .tasks import task
 
 RECORDS = "requests.jsonl"
@@ -38,70 +38,13 @@ QUEUE_SIZE = 10_000
 SIGNIFICANCE = 0.01
 
 
-def _vocabulary(processor: Any) -> tuple[set[str], bool]:
-    """The model's whole-word tokens, or (for a character vocabulary) its characters, and which."""
-    tokenizer = getattr(processor, "tokenizer", processor)
-    tokens = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    specials = re.compile(r"^(\[.*\]|<.*>|##.*)$")
-    # Byte-level BPE and SentencePiece mark a word's start (Ġ, ▁): the word is what follows.
-    words = {
-        token.lower().lstrip("\u0120\u2581")
-        for token in tokens
-        if len(token) > 1 and not specials.match(token)
-    }
-    if words:
-        return words, True
-    return {token.lower() for token in tokens if len(token) == 1}, False
-
-
-def input_summary(decoded: Any, vocabulary: tuple[set[str], bool]) -> dict[str, float]:
-    """A decoded input's summary features (text, image or audio)."""
-    if task.INPUT_KIND == "text":
-        known, by_word = vocabulary
-        if not isinstance(decoded, str):  # a conversation (text generation): what it says
-            decoded = " ".join(message["content"] for message in decoded)
-        words = re.findall(r"\w+", decoded.lower())
-        units = words if by_word else [char for char in decoded.lower() if not char.isspace()]
-        unknown = sum(unit not in known for unit in units) / len(units) if units and known else 0.0
-        return {"chars": float(len(decoded)), "words": float(len(words)), "oov_rate": unknown}
-    if task.INPUT_KIND == "image":
-        grey = np.asarray(decoded.convert("L"), dtype=np.float32)
-        return {
-            "width": float(decoded.width),
-            "height": float(decoded.height),
-            "brightness": float(grey.mean()),
-            "contrast": float(grey.std()),
-        }
-    from .audio import SAMPLING_RATE, log_mel_statistics
-
-    samples = np.asarray(decoded, dtype=np.float32)
-    rms = float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
-    bands = log_mel_statistics([samples])[0]
-    half = bands.size // 2
-    return {
-        "duration_s": samples.size / SAMPLING_RATE,
-        "loudness_db": 20 * float(np.log10(rms + 1e-10)),
-        "mel_mean": float(bands[:half].mean()),
-        "mel_std": float(bands[half:].mean()),
-    }
-
-
-def prediction_summary(prediction: dict[str, Any]) -> dict[str, Any]:
-    """What a prediction says, reduced to one value: the label, or the output's length."""
-    if task.TARGET == "class":
-        return {"label": prediction["label"]}
-    if task.TARGET == "transcript":
-        return {"transcript_chars": float(len(prediction["text"]))}
-    return {"duration_s_out": float(prediction["duration_s"])}
-
-
 class Recorder:
     """Appends `{input features, prediction}` lines for served requests, on its own thread."""
 
     def __init__(self, processor: Any, settings: MonitorParams, folder: Path = MONITOR_DIR):
         self.settings = settings
         self.folder = folder
-        self.vocabulary = _vocabulary(processor) if task.INPUT_KIND == "text" else (set(), False)
+        self.input_features = task.input_features(processor)
         self.pending: queue.Queue[tuple[list[Any], list[dict[str, Any]]] | None] = queue.Queue(
             QUEUE_SIZE
         )
@@ -130,12 +73,12 @@ class Recorder:
             with path.open("a", encoding="utf-8") as file:
                 for raw, prediction in zip(inputs, predictions, strict=True):
                     try:
-                        features = input_summary(task.decode_input(raw), self.vocabulary)
+                        features = self.input_features(task.decode_input(raw))
                     except Exception:  # a record is never worth a dead recorder
                         continue
                     # When, and what the server measured of a generated answer (tokens, latency,
                     # time to its first token): `monitor` reports usage and cost from them.
-                    line = features | prediction_summary(prediction)
+                    line = features | task.output_features(prediction)
                     line |= prediction.get("usage", {}) | {"at": round(time.time(), 3)}
                     file.write(json.dumps(line) + "\n")
                     lines += 1
@@ -180,27 +123,17 @@ def read_records(folder: Path = MONITOR_DIR) -> list[dict[str, Any]]:
 def reference(train: Any, processor: Any, seed: int) -> list[dict[str, Any]]:
     """The same summaries for (a seeded sample of) the training split, with its true outputs in
     place of predictions."""
-    from .data import label_names
-
     indices = np.arange(len(train))
     if len(indices) > REFERENCE_SIZE:
         indices = np.sort(
             np.random.default_rng(seed).choice(indices, REFERENCE_SIZE, replace=False)
         )
     rows = train.select(indices.tolist())
-    vocabulary = _vocabulary(processor) if task.INPUT_KIND == "text" else (set(), False)
-    names = label_names(train) if task.TARGET == "class" else []
+    input_features = task.input_features(processor)
+    target_features = task.target_features(train)
     summaries = []
     for row in rows:
-        summary = input_summary(task.decode_input(row["input"]), vocabulary)
-        if task.TARGET == "class":
-            summary["label"] = names[row["label"]]
-        elif task.TARGET == "transcript":
-            summary["transcript_chars"] = float(len(row["label"]))
-        else:
-            from .audio import SAMPLING_RATE
-
-            summary["duration_s_out"] = len(row["label"]) / SAMPLING_RATE
+        summary = input_features(task.decode_input(row["input"])) | target_features(row["label"])
         summaries.append(summary)
     return summaries
 

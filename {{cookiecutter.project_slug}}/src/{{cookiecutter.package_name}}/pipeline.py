@@ -13,19 +13,12 @@ from typing import Any
 
 import yaml
 
-from .config import PREPARED_DIR
+from .checksums import file_md5
+from .paths import PREPARED_DIR
 
 LOCK_FILE = Path("dvc.lock")
 # The stage whose output is the prepared data, as named in dvc.yaml.
 PREPARE_STAGE = "prepare"
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def directory_md5(folder: Path) -> str:

@@ -6,8 +6,8 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from .config import MODEL_DIR, ONNX_DIR
 from .errors import FlywheelError
+from .paths import MODEL_DIR, ONNX_DIR
 from .tasks import task
 
 
@@ -70,35 +70,8 @@ class Predictor:
 
 
 def read_inputs(values: list[str]) -> list[Any]:
-    """Command-line inputs: text as typed for text tasks, file contents otherwise."""
-    if task.INPUT_KIND == "text":
-        return values
-    paths = [Path(value) for value in values]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise FlywheelError(
-            f"input file {missing[0]} not found: pass paths to {task.INPUT_KIND} files"
-        )
-    # Decoded here, where the file's name is known: an undecodable file is named in the error.
-    return [task.decode_input(path.read_bytes(), name=str(path)) for path in paths]
-
-
-def write_audio(
-    texts: list[str], predictions: list[dict[str, Any]], out_dir: Path
-) -> list[dict[str, Any]]:
-    """Synthesized speech as WAV files in `out_dir`, named by position and text; each
-    prediction becomes the file's path and duration."""
-    import re
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for index, (text, prediction) in enumerate(zip(texts, predictions, strict=True)):
-        stem = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "speech"
-        path = out_dir / f"{index}_{stem}.wav"
-        path.write_bytes(base64.b64decode(prediction["audio_wav_base64"]))
-        kept = {k: v for k, v in prediction.items() if k not in ("audio_wav_base64", "duration_s")}
-        written.append({"file": str(path), "duration_s": prediction["duration_s"], **kept})
-    return written
+    """Command-line inputs: text as typed for text tasks, decoded files otherwise."""
+    return task.INPUTS.from_command_line(values, task)
 
 
 def to_model_input(raw: Any) -> str:
@@ -107,7 +80,7 @@ def to_model_input(raw: Any) -> str:
 
 
 def from_model_input(value: str) -> Any:
-    return value if task.INPUT_KIND == "text" else base64.b64decode(value)
+    return task.INPUTS.from_model_column(value)
 
 
 def mlflow_model_class() -> type:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from . import environment, tracking
-from .config import METRICS_FILE, PREPARED_DIR
 from .errors import FlywheelError
+from .paths import METRICS_FILE, PREPARED_DIR
 from .pipeline import (
     LOCK_FILE,
     PREPARE_STAGE,

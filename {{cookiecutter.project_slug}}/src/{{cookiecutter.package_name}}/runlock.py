@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import LOCK_FILE
 from .errors import FlywheelError
+from .paths import LOCK_FILE
 from .tracking import is_main_process
 
 

@@ -9,28 +9,19 @@ never a 500.
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, UploadFile
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
 
 from . import __version__, gc_pause
 from .batching import Batcher, Overloaded
-from .config import MODEL_DIR, MonitorParams, ServeParams, load_params
-from .errors import FlywheelError
+from .config import MonitorParams, ServeParams, load_params
+from .paths import MODEL_DIR
 from .predict import Predictor
 from .tasks import task
-from .tasks.contract import MAX_TEXT_CHARS
-
-MAX_BATCH = 64
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-
-
-class PredictRequest(BaseModel):
-    texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class ErrorAnswer(BaseModel):
@@ -49,9 +40,6 @@ ERROR_ANSWERS: dict[int | str, dict[str, Any]] = {
         "states (blank or too long text, no character the model can read).",
     },
     503: {"model": ErrorAnswer, "description": "The queue is full: retry after Retry-After s."},
-}
-UPLOAD_ANSWERS = ERROR_ANSWERS | {
-    413: {"model": ErrorAnswer, "description": "The file is larger than the server accepts."},
 }
 
 
@@ -128,41 +116,12 @@ def create_app(
             else None,
         }
 
-    if task.INPUT_KIND == "text":
-
-        @app.post("/predict", responses=ERROR_ANSWERS)
-        async def predict_texts(request: PredictRequest) -> dict[str, list[dict[str, Any]]]:
-            for index, text in enumerate(request.texts):
-                if not text.strip():
-                    raise HTTPException(422, f"texts[{index}] is empty: send {task.ACCEPTED_INPUT}")
-                if len(text) > MAX_TEXT_CHARS:
-                    message = f"texts[{index}] is longer than {MAX_TEXT_CHARS} characters"
-                    raise HTTPException(422, message)
-                try:
-                    # The task's own checks (text to speech: a shorter limit), per request.
-                    task.decode_input(text, name=f"texts[{index}]")
-                    processor = state["predictor"].processor
-                    task.skipped_characters(processor, text, name=f"texts[{index}]")
-                except FlywheelError as error:
-                    raise HTTPException(422, str(error)) from None
-            return await batched(request.texts)
-
-    else:
-        # python-multipart, which FastAPI needs for uploads, is a dependency of file tasks only.
-
-        @app.post("/predict", responses=UPLOAD_ANSWERS)
-        async def predict_file(file: UploadFile) -> dict[str, list[dict[str, Any]]]:
-            data = await file.read(MAX_UPLOAD_BYTES + 1)
-            if len(data) > MAX_UPLOAD_BYTES:
-                raise HTTPException(413, f"file is larger than {MAX_UPLOAD_BYTES} bytes")
-            if not data:
-                raise HTTPException(422, f"file is empty: upload {task.ACCEPTED_INPUT}")
-            try:
-                # Decoded here: an undecodable file fails its own request, not its batch.
-                decoded = await asyncio.to_thread(task.decode_input, data, name="file")
-            except FlywheelError as error:
-                raise HTTPException(422, str(error)) from None
-            return await batched([decoded])
+    # /predict as the task's inputs arrive: JSON texts, or an uploaded file (inputs.py).
+    answers = ERROR_ANSWERS | {
+        code: {"model": ErrorAnswer, "description": description}
+        for code, description in task.INPUTS.extra_answers.items()
+    }
+    task.INPUTS.add_predict_endpoint(app, task, state, batched, answers)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -183,12 +142,7 @@ def published_schema(app: FastAPI, processor: Any) -> dict[str, Any]:
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     content = next(iter(body.values()))
     fields = schema["components"]["schemas"][content["schema"]["$ref"].rsplit("/", 1)[-1]]
-    if task.INPUT_KIND == "text":
-        fields["properties"]["texts"]["items"] = rules
-    else:
-        # An upload's media types are its encoding in the schema (OpenAPI 3.1, multipart).
-        content["encoding"] = {"file": {"contentType": rules.pop("contentMediaType")}}
-        fields["properties"]["file"] |= rules
+    task.INPUTS.publish_rules(content, fields, rules)
     return schema
 
 

@@ -431,7 +431,7 @@ def log_study(best: float, values: dict[str, Any], finished: int, pruned: int) -
     """The parent run of a `tune` study: the best validation score, its values, the counts."""
     import mlflow
 
-    from .config import BEST_PARAMS_FILE
+    from .paths import BEST_PARAMS_FILE
 
     if mlflow.active_run() is None:
         return

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import gc_pause, plots, tracking
 from .baselines import flat, score_baselines
@@ -24,12 +24,15 @@ from .checkpoints import (
     to_resume,
 )
 from .checksums import write_manifest
-from .config import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR, Params
 from .data import build_model, data_hash, encode, load_prepared
 from .device import trainer_arguments
 from .evaluate import score
+from .paths import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR
 from .tasks import task
 from .tasks.contract import augments_batches
+
+if TYPE_CHECKING:  # the settings' schema loads the task: only the type is needed here
+    from .config import Params
 
 # The column that marks training rows for a collator altering batches (never given to the model).
 TRAINING_ROW = "_training_row"

@@ -23,8 +23,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import gc_pause, tracking
-from .config import BEST_PARAMS_FILE, TUNE_DIR, Params
+from .config import Params
 from .errors import FlywheelError
+from .paths import BEST_PARAMS_FILE, TUNE_DIR
 from .tasks import task
 
 STUDY_FILE = "study.db"

@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 
 from .checksums import verify
-from .config import CHECKPOINT_DIR, MODEL_DIR
 from .errors import FlywheelError
 from .export import require_current
+from .paths import CHECKPOINT_DIR, MODEL_DIR
 from .project import SLUG
 
 

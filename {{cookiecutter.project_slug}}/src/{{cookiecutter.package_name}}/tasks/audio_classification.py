@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from .. import audio, classification
+from .. import audio, classification, inputs
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..schema import DataSource, Section
-from .contract import files_of, forward_pass, no_router, nothing_skipped
+from .contract import files_of, forward_pass, no_router, nothing_skipped, predictions_as_they_are
 
 INPUT_KIND = "audio"
+INPUTS = inputs.Files(INPUT_KIND)
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
@@ -35,6 +36,14 @@ reduce_logits = None
 decode_input = audio.decode
 example_input = audio.example_wav
 from_hub = audio.inputs_from_hub
+# Drift monitoring: what it reads of an input, of a prediction and of a true label.
+input_features = audio.input_features
+output_features = classification.output_features
+prepare_labels = classification.prepare_labels
+# `predict` prints its predictions as they are (no files to write).
+PREDICTIONS_OUT = None
+write_predictions = predictions_as_they_are
+target_features = classification.target_features
 ACCEPTED_INPUT = audio.ACCEPTED_FILES
 TARGET = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ..inputs import MAX_TEXT_CHARS, Files, Texts
 from ..schema import Judging, Section
 
 
@@ -19,6 +20,8 @@ from ..schema import Judging, Section
 class Task(Protocol):
     # What a request or a `predict` argument carries: text, or the bytes of an image/audio file.
     INPUT_KIND: Literal["text", "image", "audio"]
+    # How inputs reach the model (inputs.py): text, or a file of INPUT_KIND.
+    INPUTS: Texts | Files
     # What a request must carry, as error messages name it ("a WAV, FLAC or OGG audio file").
     ACCEPTED_INPUT: str
     # What the model predicts: a class from a fixed set, free text, or speech (a waveform).
@@ -84,11 +87,24 @@ class Task(Protocol):
     # the characters it needs; a file's media types (`contentMediaType`, comma-separated, which
     # the schema states as the upload's encoding).
     def input_schema(self, processor: Any) -> dict[str, Any]: ...
+    # Drift monitoring (monitor.py): the summary features of a decoded input, made with the
+    # model's processor (a text's vocabulary); what a prediction says, reduced to a label or a
+    # length; and the same of a split's true answers, in place of predictions.
+    def input_features(self, processor: Any) -> Callable[[Any], dict[str, float]]: ...
+    def output_features(self, prediction: dict[str, Any]) -> dict[str, Any]: ...
+    def target_features(self, split: Any) -> Callable[[Any], dict[str, Any]]: ...
     def example_input(self, dataset: Any) -> Any: ...
 
+    # What `predict` prints for its inputs: the predictions as they are, or (text to speech)
+    # each written to a file in `out_dir`, whose help text PREDICTIONS_OUT is (None: no files).
+    PREDICTIONS_OUT: str | None
 
-# The longest text a request may carry (a task may take less: text to speech).
-MAX_TEXT_CHARS = 10_000
+    def write_predictions(
+        self, values: list[str], predictions: list[dict[str, Any]], out_dir: Path
+    ) -> list[dict[str, Any]]: ...
+    # The split's labels made ready to split (class names encoded as ids), and the column the
+    # splits keep in proportion (classifiers: "label"; None: drawn at random).
+    def prepare_labels(self, dataset: Any) -> tuple[Any, str | None]: ...
 
 
 def text_schema(max_chars: int = MAX_TEXT_CHARS, needs: str = r"\S") -> dict[str, Any]:
@@ -136,3 +152,13 @@ def nothing_skipped(processor: Any, value: Any, name: str = "input") -> str:
 def no_router(state: dict[str, Any]) -> None:
     """`api_router` of the tasks that serve only /health and /predict."""
     return None
+
+
+def predictions_as_they_are(
+    values: list[str], predictions: list[dict[str, Any]], out_dir: Path
+) -> list[dict[str, Any]]:
+    return predictions
+
+
+def labels_as_they_are(dataset: Any) -> tuple[Any, str | None]:
+    return dataset, None

@@ -17,13 +17,21 @@ from typing import Any
 
 from pydantic import Field
 
-from .. import classification
+from .. import classification, inputs
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
-from .contract import alters_batches, files_of, forward_pass, no_router, nothing_skipped
+from .contract import (
+    alters_batches,
+    files_of,
+    forward_pass,
+    no_router,
+    nothing_skipped,
+    predictions_as_they_are,
+)
 
 INPUT_KIND = "image"
+INPUTS = inputs.Files(INPUT_KIND)
 # The files /predict takes (Pillow decodes more; these are the ones the schema promises).
 MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
@@ -38,6 +46,13 @@ WHY_NO_ONNX = None  # `export` writes its ONNX graph
 EXPORT_FORMAT = "onnx"
 REQUIREMENTS = ("pillow",)
 REPORT_FILES = classification.REPORT_FILES
+# Drift monitoring: what it reads of a prediction and of a true label (of an input: below).
+output_features = classification.output_features
+prepare_labels = classification.prepare_labels
+# `predict` prints its predictions as they are (no files to write).
+PREDICTIONS_OUT = None
+write_predictions = predictions_as_they_are
+target_features = classification.target_features
 from_hub = classification.from_hub
 # The classical baseline sees each image as this many grey pixels a side.
 BASELINE_PIXELS = 16
@@ -287,3 +302,19 @@ def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
             path.write_bytes(row["input"]["bytes"])
             written[row["label"]] = path
     return sorted(written.values())
+
+
+def input_features(processor: Any) -> Any:
+    """What drift monitoring reads of a decoded image: its size, brightness and contrast."""
+    import numpy as np
+
+    def features(decoded: Any) -> dict[str, float]:
+        grey = np.asarray(decoded.convert("L"), dtype=np.float32)
+        return {
+            "width": float(decoded.width),
+            "height": float(decoded.height),
+            "brightness": float(grey.mean()),
+            "contrast": float(grey.std()),
+        }
+
+    return features

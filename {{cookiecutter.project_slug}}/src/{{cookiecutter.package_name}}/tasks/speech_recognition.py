@@ -21,11 +21,19 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from .. import audio, toy_speech
+from .. import audio, inputs, toy_speech
 from ..schema import DataSource, Judging, Section
-from .contract import files_of, forward_pass, no_router, nothing_skipped
+from .contract import (
+    files_of,
+    forward_pass,
+    labels_as_they_are,
+    no_router,
+    nothing_skipped,
+    predictions_as_they_are,
+)
 
 INPUT_KIND = "audio"
+INPUTS = inputs.Files(INPUT_KIND)
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
@@ -36,6 +44,12 @@ reduce_logits = None
 decode_input = audio.decode
 example_input = audio.example_wav
 from_hub = audio.inputs_from_hub
+# Drift monitoring: what it reads of an input, of a transcript and of a true transcript.
+input_features = audio.input_features
+prepare_labels = labels_as_they_are
+# `predict` prints its predictions as they are (no files to write).
+PREDICTIONS_OUT = None
+write_predictions = predictions_as_they_are
 ACCEPTED_INPUT = audio.ACCEPTED_FILES
 TARGET = "transcript"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
@@ -299,3 +313,11 @@ def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
         path.write_bytes(audio.encode_wav(row["input"]))
         paths.append(path)
     return paths
+
+
+def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
+    return {"transcript_chars": float(len(prediction["text"]))}
+
+
+def target_features(split: Any) -> Any:
+    return lambda label: {"transcript_chars": float(len(label))}

@@ -18,13 +18,14 @@ from typing import Any
 
 from pydantic import Field
 
-from .. import classification
+from .. import classification, inputs, text_features
 from ..classification import compute_metrics, label_config, postprocess, report, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
-from .contract import any_text, forward_pass, no_router, nothing_skipped
+from .contract import any_text, forward_pass, no_router, nothing_skipped, predictions_as_they_are
 
 INPUT_KIND = "text"
+INPUTS = inputs.TEXTS
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
@@ -37,6 +38,14 @@ WHY_NO_ONNX = None  # `export` writes its ONNX graph
 EXPORT_FORMAT = "onnx"
 REQUIREMENTS = ()
 REPORT_FILES = classification.REPORT_FILES
+# Drift monitoring: what it reads of an input, of a prediction and of a true label.
+input_features = text_features.input_features
+output_features = classification.output_features
+prepare_labels = classification.prepare_labels
+# `predict` prints its predictions as they are (no files to write).
+PREDICTIONS_OUT = None
+write_predictions = predictions_as_they_are
+target_features = classification.target_features
 from_hub = classification.from_hub
 LABELS = ("negative", "positive")
 JUDGING = classification.judging("TF-IDF of words and word pairs + logistic regression")

@@ -28,11 +28,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from .. import inputs, text_features
 from ..errors import FlywheelError
 from ..schema import DataSource, Judging, Section
-from .contract import any_text, nothing_skipped
+from .contract import any_text, labels_as_they_are, nothing_skipped, predictions_as_they_are
 
 INPUT_KIND = "text"
+INPUTS = inputs.TEXTS
 ACCEPTED_INPUT = "a non-blank prompt"
 TARGET = "transcript"  # free text: the response
 WHY_NO_ONNX = (
@@ -42,6 +44,12 @@ WHY_NO_ONNX = (
 EXPORT_FORMAT = "safetensors"
 REQUIREMENTS = ("peft",)
 REPORT_FILES = ("generations.csv",)
+# Drift monitoring reads the prompt as text, and the length of the response.
+input_features = text_features.input_features
+prepare_labels = labels_as_they_are
+# `predict` prints its predictions as they are (no files to write).
+PREDICTIONS_OUT = None
+write_predictions = predictions_as_they_are
 JUDGING = Judging(
     primary_metric="exact_match",
     greater_is_better=True,
@@ -637,3 +645,11 @@ def api_router(state: dict[str, Any]) -> Any:
     from ..openai_api import router
 
     return router(state)
+
+
+def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
+    return {"transcript_chars": float(len(prediction["text"]))}
+
+
+def target_features(split: Any) -> Any:
+    return lambda label: {"transcript_chars": float(len(label))}

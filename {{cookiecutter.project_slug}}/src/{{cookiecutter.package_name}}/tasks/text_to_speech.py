@@ -16,6 +16,7 @@ import base64
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,15 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from .. import audio, toy_speech
+from .. import audio, inputs, text_features, toy_speech
 from ..errors import FlywheelError, unreachable
 from ..schema import DataSource, Judging, Section
-from .contract import forward_pass, no_router, text_schema
+from .contract import forward_pass, labels_as_they_are, no_router, text_schema
 
 INPUT_KIND = "text"
+INPUTS = inputs.TEXTS
+# `predict` writes the speech to files: what its --out-dir option says.
+PREDICTIONS_OUT = "Where the synthesized speech is written."
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
 api_router = no_router
@@ -43,6 +47,9 @@ WHY_NO_ONNX = (
 EXPORT_FORMAT = None
 REQUIREMENTS = ("soundfile", "sentencepiece")
 REPORT_FILES = ("spectrograms.png", "synthesized/metadata.csv")
+# Drift monitoring reads the text, and the duration of the speech.
+input_features = text_features.input_features
+prepare_labels = labels_as_they_are
 # Every model here reads and writes SpeechT5's log10-mel frames (80 bands, a frame every 16 ms),
 # so a SpeechT5 checkpoint, its HiFi-GAN vocoder and Griffin-Lim all agree.
 # The longest text one input may hold: speech is synthesized a sentence or a paragraph at a time
@@ -547,3 +554,28 @@ def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
 def example_input(dataset: Any) -> str:
     """One raw input as a client would send it (the MLflow model's input example)."""
     return dataset[0]["input"]
+
+
+def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
+    return {"duration_s_out": float(prediction["duration_s"])}
+
+
+def target_features(split: Any) -> Any:
+    """A true answer is a waveform: its duration."""
+    return lambda label: {"duration_s_out": len(label) / audio.SAMPLING_RATE}
+
+
+def write_predictions(
+    values: list[str], predictions: list[dict[str, Any]], out_dir: Path
+) -> list[dict[str, Any]]:
+    """`predict`'s speech as WAV files in `out_dir`, named by position and text; each
+    prediction becomes the file's path and duration."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, (text, prediction) in enumerate(zip(values, predictions, strict=True)):
+        stem = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "speech"
+        path = out_dir / f"{index}_{stem}.wav"
+        path.write_bytes(base64.b64decode(prediction["audio_wav_base64"]))
+        kept = {k: v for k, v in prediction.items() if k not in ("audio_wav_base64", "duration_s")}
+        written.append({"file": str(path), "duration_s": prediction["duration_s"], **kept})
+    return written
