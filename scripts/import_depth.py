@@ -41,6 +41,23 @@ def resolve(node: ast.ImportFrom, current: str, is_package: bool) -> list[str]:
     return [prefix, *(f"{prefix}.{alias.name}" for alias in node.names)]
 
 
+def top_level(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements a module runs when imported, inside `if` and `try` blocks too, except
+    `if TYPE_CHECKING:`, which loads nothing at run time."""
+    statements = []
+    for node in body:
+        if isinstance(node, ast.If):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                statements += top_level(node.body)
+            statements += top_level(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, *(h.body for h in node.handlers), node.orelse, node.finalbody):
+                statements += top_level(block)
+        else:
+            statements.append(node)
+    return statements
+
+
 def module_imports(package_dir: Path) -> dict[str, set[str]]:
     """Each module of the package and the package's modules it imports at module level."""
     paths = {module_name(package_dir, path): path for path in package_dir.rglob("*.py")}
@@ -48,13 +65,11 @@ def module_imports(package_dir: Path) -> dict[str, set[str]]:
     for name, path in paths.items():
         is_package = path.name == "__init__.py"
         found: set[str] = set()
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for node in top_level(ast.parse(path.read_text(encoding="utf-8")).body):
             if isinstance(node, ast.Import):
                 found |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom):
                 found |= set(resolve(node, name, is_package))
-            elif isinstance(node, ast.If):  # `if TYPE_CHECKING:` loads nothing at run time
-                continue
         # Importing a.b.c loads a and a.b first: parents count as edges too.
         loaded = set()
         for target in found:

@@ -11,6 +11,7 @@ import torch
 from answers import same_prediction
 from {{ cookiecutter.package_name }} import environment, tracking
 from {{ cookiecutter.package_name }}.baselines import margin, shortfall
+from {{ cookiecutter.package_name }}.checksums import file_md5
 from {{ cookiecutter.package_name }}.config import (
     EVALUATE_PLOTS_DIR,
     METRICS_FILE,
@@ -20,7 +21,6 @@ from {{ cookiecutter.package_name }}.config import (
 )
 from {{ cookiecutter.package_name }}.data import label_names, load_prepared
 from {{ cookiecutter.package_name }}.evaluate import evaluate_model
-from {{ cookiecutter.package_name }}.pipeline import file_md5
 from {{ cookiecutter.package_name }}.predict import Predictor, to_model_input
 from {{ cookiecutter.package_name }}.project import TASK
 from {{ cookiecutter.package_name }}.tasks import task

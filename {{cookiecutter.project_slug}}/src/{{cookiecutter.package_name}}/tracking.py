@@ -233,7 +233,7 @@ def log_datasets(source: str, prepared_dir: Path) -> dict[str, Any]:
     import mlflow
     from mlflow.data.meta_dataset import MetaDataset
 
-    from .pipeline import file_md5
+    from .checksums import file_md5
 
     origin = _dataset_source(source)
     datasets = {}
