@@ -167,27 +167,21 @@ def _kill_after_first_checkpoint(process: subprocess.Popen, checkpoints: Path) -
 def interrupted_run(
     trained: Trained, tracking_server: TrackingServer, tmp_path_factory
 ) -> InterruptedRun:
-    """Two faults in one run with the session's params (half its epochs), logged to the tracking
-    server: a `train` process killed with SIGKILL after its first checkpoint (a pre-empted VM),
-    then `train` again (in this process), during which the tracking server is killed (SIGKILL) as
-    soon as the resumed run's first epoch reached it; then the server is started again on the
-    same store and `sync-runs` runs."""
+    """Two faults in one run with the session's params, logged to the tracking server: a `train`
+    process killed with SIGKILL after its first checkpoint (a pre-empted VM), then `train` again
+    (in this process), during which the tracking server is killed (SIGKILL) as soon as the
+    resumed run's first epoch reached it; then the server is started again on the same store and
+    `sync-runs` runs."""
     from typer.testing import CliRunner
 
     from {{ cookiecutter.package_name }} import tracking
     from {{ cookiecutter.package_name }}.checkpoints import DEFAULT_DIR, RECORD
     from {{ cookiecutter.package_name }}.cli import app
     from {{ cookiecutter.package_name }}.train import train
-    from {{ cookiecutter.package_name }}.tune import best_params_text, with_values
 
     project = tmp_path_factory.mktemp("interrupted")
     (project / "data").symlink_to(trained.workspace / "data")
-    # Half the epoch budget: the faults need a few epochs, not the whole run (the suite's
-    # slowest fixture otherwise), and half still beats a barely trained model (test_registry).
-    budget = {"train.epochs": max(4, trained.params.train.epochs // 2)}
-    source = (trained.workspace / "params.yaml").read_text(encoding="utf-8")
-    (project / "params.yaml").write_text(best_params_text(source, budget), encoding="utf-8")
-    params = with_values(trained.params, budget)
+    shutil.copy(trained.workspace / "params.yaml", project)
     log_epoch = tracking.log_epoch
 
     def log_then_kill_the_server(logs: dict, epoch: float) -> None:
@@ -216,7 +210,7 @@ def interrupted_run(
             killed_run_id = json.loads((project / DEFAULT_DIR / RECORD).read_text())["run_id"]
 
             patch.setattr(tracking, "log_epoch", log_then_kill_the_server)
-            result = train(params)
+            result = train(trained.params)
             assert tracking_server.process is None, "the training ended before the server died"
             tracking_server.start()
             synced = CliRunner().invoke(app, ["sync-runs"])

@@ -38,8 +38,7 @@ def test_promote_keeps_the_better_model_as_champion_and_serves_it(
     params = trained.params
     metric = f"test {task.JUDGING.primary_metric}"
     # One epoch at a thousandth of the learning rate learns next to nothing; the interrupted
-    # run trained at the project's learning rate for half its epochs (and reached the server
-    # by the sync).
+    # run trained with the project's own budget (and reached the server by the sync).
     short = _train_for(params, tmp_path / "short", 1, params.train.learning_rate / 1000)
     longer = interrupted_run.result
     short_score = short.metrics[task.JUDGING.primary_metric]
