@@ -26,7 +26,7 @@ $(BIN)/.installed: pyproject.toml uv.lock
 		|| echo "warning: espeak-ng could not be installed: the real-data tests need it" >&2
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --extra dev --no-install-project
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --no-install-project
 	touch $@
 
 setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools; install espeak-ng

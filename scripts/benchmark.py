@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from cookiecutter.main import cookiecutter
 from rich.progress import Progress
@@ -120,7 +121,7 @@ def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> dict
     )
     print(f"\nbare import of torch, transformers, mlflow, datasets: {imports:.1f} s (median)")
     print(f"{'task':<22}{'median bake to first model (s)':>32}{'x import':>10}{'runs (s)':>24}")
-    results: dict[str, object] = {"bare_import_s": round(imports, 2), "tasks": {}}
+    results: dict[str, Any] = {"bare_import_s": round(imports, 2), "tasks": {}}
     for task in tasks:
         times = []
         for run in range(runs):
@@ -174,7 +175,7 @@ def main() -> None:
         "--json", type=Path, metavar="PATH", help="also write the results there (docs/benchmarks/)"
     )
     args = parser.parse_args()
-    results: dict[str, object] = {
+    results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "command": shlex.join(["python", "scripts/benchmark.py", *sys.argv[1:]]),
         "machine": machine(),
@@ -185,7 +186,7 @@ def main() -> None:
         print(f"results: {args.json}")
 
 
-def run(args: argparse.Namespace, results: dict[str, object]) -> None:
+def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         template = snapshot_template(work / "template")

@@ -90,7 +90,7 @@ def scalars(scores: dict[str, Any]) -> str:
 
 def score_rows(tasks: dict[str, Any]) -> list[list[object]]:
     """Every scalar test metric of the model, and each baseline's, as `train` printed them."""
-    rows = []
+    rows: list[list[object]] = []
     for task, timing in tasks.items():
         metrics = dict(timing["test_metrics"])
         baselines = metrics.pop("baselines", {})

@@ -96,7 +96,12 @@ def longest_chain(graph: dict[str, set[str]]) -> list[str]:
                 best = candidate
         return (module, *best)
 
-    return list(max((chain(module) for module in sorted(graph)), key=len))
+    longest: tuple[str, ...] = ()
+    for module in sorted(graph):
+        found = chain(module)
+        if len(found) > len(longest):  # the first of the longest, as max() would pick
+            longest = found
+    return list(longest)
 
 
 def report(project: Path) -> None:

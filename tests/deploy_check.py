@@ -178,8 +178,8 @@ def _autoscaler_problems(spec: dict, where: str, deployments: dict[str, dict]) -
 
 def _manifest_problems(documents: list[dict]) -> list[str]:
     """Per kind, and across the documents: what the API server accepts but would not work."""
-    deployments = {
-        (d.get("metadata") or {}).get("name"): d for d in documents if d["kind"] == "Deployment"
+    deployments: dict[str, dict] = {
+        (d.get("metadata") or {}).get("name", ""): d for d in documents if d["kind"] == "Deployment"
     }
     problems = []
     for document in documents:

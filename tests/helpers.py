@@ -120,13 +120,12 @@ def pairwise_matrix() -> list[dict[str, str]]:
     candidates = full_matrix()
     pairs = list(itertools.combinations(names, 2))
     chosen: list[dict[str, str]] = []
+
+    def newly_covered(combo: dict[str, str]) -> int:
+        return sum((a, combo[a], b, combo[b]) in uncovered for a, b in pairs)
+
     while uncovered:
-        best = max(
-            candidates,
-            key=lambda combo, todo=uncovered: sum(
-                (a, combo[a], b, combo[b]) in todo for a, b in pairs
-            ),
-        )
+        best = max(candidates, key=newly_covered)
         chosen.append(best)
         uncovered -= {(a, best[a], b, best[b]) for a, b in pairs}
     return chosen

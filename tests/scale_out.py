@@ -21,7 +21,9 @@ def mlflow_runs(store: Path) -> dict[str, dict[str, str]]:
     """Every run in a local MLflow store and its tags, read from the SQLite file itself: a
     process importing mlflow would cost seconds for a count."""
     with sqlite3.connect(store) as db:
-        runs = {run_id: {} for (run_id,) in db.execute("SELECT run_uuid FROM runs")}
+        runs: dict[str, dict[str, str]] = {
+            run_id: {} for (run_id,) in db.execute("SELECT run_uuid FROM runs")
+        }
         for run_id, key, value in db.execute("SELECT run_uuid, key, value FROM tags"):
             runs[run_id][key] = value
     return runs
@@ -104,7 +106,7 @@ def assert_resumes_under_torchrun(
             time.sleep(0.05)
             break
         time.sleep(0.02)
-    # All at once, as a pre-empted machine stops: torchrun starts each rank in a session of its
+    # All at once, as a preempted machine stops: torchrun starts each rank in a session of its
     # own, out of reach of the launcher's process group.
     for pid in [killed.pid, *_descendants(killed.pid)]:
         with contextlib.suppress(ProcessLookupError):

@@ -363,7 +363,9 @@ def test_readme_model_card_section_works(trained_text: tuple[Baked, dict[str, st
     ]
     run = project.run("make", "card", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    run_id = re.search(r"from run (\w+)", run.stdout)[1]
+    found = re.search(r"from run (\w+)", run.stdout)
+    assert found, run.stdout
+    run_id = found[1]
     card = project.text("MODEL_CARD.md")
     assert card.startswith("---\n") and f"make reproduce RUN={run_id}" in card
     again = project.run("make", "card", f"RUN={run_id}", env=env)

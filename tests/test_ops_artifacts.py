@@ -6,6 +6,7 @@ worker: the check is of the content, and the same content cannot pass once and f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -27,6 +28,8 @@ from validators import (
     dockerfile_problems,
     dockerignore_allows,
     pyproject_problems,
+    repo_review_failures,
+    spelling_problems,
     terraform_problems,
     workflow_problems,
 )
@@ -55,6 +58,13 @@ GPU_VARIABLES = {
 # policy (it names the version tag docker.yml pushes), the namespace (`kubectl -n`), a
 # NetworkPolicy (the cluster's), a CPU limit (it throttles inference; the request sizes the pods).
 KUBERNETES_SKIPS = ("CKV_K8S_43", "CKV_K8S_15", "CKV_K8S_21", "CKV2_K8S_6", "CKV_K8S_11")
+
+
+def matched(pattern: str, text: str, flags: int = 0) -> str:
+    """The first group of `pattern`'s first match in `text` (failing the test where none)."""
+    found = re.search(pattern, text, flags)
+    assert found, f"{pattern!r} not found"
+    return found.group(1)
 
 
 def kubernetes_policy_problems(path: Path) -> list[str]:
@@ -180,18 +190,18 @@ def test_dvc_remote_is_the_terraform_bucket(
     bucket's default name."""
     project = pair[0]
     config = project.text(".dvc/config")
-    url = re.search(r"^\s*url = (\S+)$", config, re.M).group(1)
+    url = matched(r"^\s*url = (\S+)$", config, re.M)
     cloud = combination["cloud"]
     if cloud == "none":
         assert url.startswith("../../") and url.endswith("-dvc-storage")
         return
     variables = project.text("infra/terraform/variables.tf")
     declared = r'variable "(?:bucket_name|storage_account_name)" \{.*?default\s*=\s*"([^"]+)"'
-    name = re.search(declared, variables, re.S).group(1)
+    name = matched(declared, variables, re.S)
     outputs = project.text("infra/terraform/outputs.tf")
-    remote = re.search(r'output "dvc_remote_url" \{.*?value\s*=\s*"([^"]+)"', outputs, re.S)
+    remote = matched(r'output "dvc_remote_url" \{.*?value\s*=\s*"([^"]+)"', outputs, re.S)
     scheme = {"aws": "s3", "gcp": "gs", "azure": "azure"}[cloud]
-    assert remote.group(1).startswith(f"{scheme}://")
+    assert remote.startswith(f"{scheme}://")
     if cloud == "azure":
         assert url == "azure://artifacts/dvc"
         assert re.search(rf"^\s*account_name = {name}$", config, re.M)
@@ -225,12 +235,12 @@ def test_skypilot_task_and_kubernetes_job_load_in_their_tools(
         path = project / manifest
         assert path.exists() == present, manifest
         if path.exists():
-            check = lambda path=path: deploy_problems("kubernetes", path)  # noqa: E731
+            check = functools.partial(deploy_problems, "kubernetes", path)
             assert once("kubernetes", project, [manifest], check) == []
     for manifest in ("deploy/k8s/serve.yaml", "deploy/k8s/serve-vllm.yaml"):
         path = project / manifest
         if path.exists():  # and a policy linter's view of the long-running pods
-            check = lambda path=path: kubernetes_policy_problems(path)  # noqa: E731
+            check = functools.partial(kubernetes_policy_problems, path)
             assert once("checkov-kubernetes", project, [manifest], check) == []
 
 
@@ -264,6 +274,14 @@ def test_pyproject_is_valid(pair: tuple[Baked, Baked]) -> None:
     assert once("pyproject", project, ["pyproject.toml"], lambda: pyproject_problems(project)) == []
 
 
+def test_repo_review_and_codespell_pass(pair: tuple[Baked, Baked]) -> None:
+    """Scientific Python's repo-review fails no check that pyproject.toml does not ignore with a
+    reason, and codespell finds no misspelled word."""
+    project = pair[0].path
+    assert repo_review_failures(project) == []
+    assert spelling_problems(project) == []
+
+
 def test_pre_commit_guards_notebooks_and_large_files(pair: tuple[Baked, Baked]) -> None:
     hooks = {
         hook["id"]
@@ -271,8 +289,11 @@ def test_pre_commit_guards_notebooks_and_large_files(pair: tuple[Baked, Baked]) 
         for hook in repo["hooks"]
     }
     assert {
-        "ruff",
+        "ruff-check",
         "ruff-format",
+        "mypy",
+        "codespell",
+        "zizmor",
         "check-added-large-files",
         "nbstripout",
         "detect-secrets",
@@ -287,8 +308,8 @@ def test_vllm_serves_under_the_project_servers_name_wherever_it_runs(
     start `vllm serve` as `serve.engine: vllm` does (vllm_server.py), on a GPU in the cluster."""
     project = pair[0]
     if combination["task"] != "text-generation" or combination["use_docker"] != "yes":
-        dockerfile = project.path / "Dockerfile"
-        assert not dockerfile.exists() or "AS vllm" not in dockerfile.read_text(encoding="utf-8")
+        path = project.path / "Dockerfile"
+        assert not path.exists() or "AS vllm" not in path.read_text(encoding="utf-8")
         return
     slug = project.path.name
     flags = ["--served-model-name", slug, "--generation-config", "auto"]
@@ -297,7 +318,7 @@ def test_vllm_serves_under_the_project_servers_name_wherever_it_runs(
     dockerfile = project.text("Dockerfile")
     stage = dockerfile[dockerfile.index(" AS vllm") : dockerfile.index(" AS build")]
     assert 'ENTRYPOINT ["vllm", "serve"]' in stage and "USER 10001" in stage
-    command = json.loads(re.search(r"^CMD (\[.*\])$", stage, re.M).group(1))
+    command = json.loads(matched(r"^CMD (\[.*\])$", stage, re.M))
     assert command[0] == "/app/models/export" and command[1:5] == flags
     documents = list(yaml.safe_load_all(project.text("deploy/k8s/serve-vllm.yaml")))
     [deployment] = [d for d in documents if d["kind"] == "Deployment"]

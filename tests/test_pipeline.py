@@ -72,7 +72,7 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     env = {**env_with(project_bin, project.path), **GIT_ENV, "DVC_NO_ANALYTICS": "1"}
     set_epochs(project, FIRST_EPOCHS)
     # The README's section, line by line, exactly as written.
-    outputs = {}
+    outputs: dict[str, list[str]] = {}
     for command in readme_commands(project.text("README.md"), "Pipeline and data versions (DVC)"):
         outputs.setdefault(command, []).append(must(project, command, env))
     first, second = outputs["dvc repro"]

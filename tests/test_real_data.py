@@ -225,7 +225,7 @@ tokenizer.save_pretrained(sys.argv[1])
 print(type(model).__name__, sum(p.numel() for p in model.parameters()))
 """
 # A LoRA run sized for two CPU cores: one epoch of the same chats, adapters on attention.
-# Keys are patterns over the baked defaults' lines, so a retuned default does not break the run.
+# Keys are patterns over the baked defaults' lines, so a re-tuned default does not break the run.
 LORA_PARAMS = {
     r"  pretrained: null\n": "  pretrained: {checkpoint}\n",
     r"  lora: null\n": "  lora: {{rank: 16, alpha: 32, dropout: 0.0, "
@@ -251,7 +251,7 @@ def test_smollm2_fine_tuned_with_lora_beats_its_base_model(
     original = text = params.read_text(encoding="utf-8")
     for pattern, line in LORA_PARAMS.items():
         replacement = line.format(checkpoint=checkpoint)
-        text, count = re.subn(pattern, lambda _, new=replacement: new, text)
+        text, count = re.subn(pattern, replacement.replace("\\", "\\\\"), text)
         assert count == 1, (pattern, count)
     params.write_text(text, encoding="utf-8")
     try:

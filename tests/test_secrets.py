@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ AWS_KEYS = (
 
 
 @pytest.fixture
-def aws_project(template: Path, cookies_session) -> Baked:
+def aws_project(template: Path, cookies_session) -> Iterator[Baked]:
     result = cookies_session.bake(
         extra_context={"cloud": "aws", "project_name": "Infra Demo"}, template=str(template)
     )

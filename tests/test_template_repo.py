@@ -24,6 +24,25 @@ def test_template_code_is_ruff_clean(command: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_template_code_type_checks_and_is_spelled_right() -> None:
+    """mypy (pyproject.toml's [tool.mypy]) and codespell, as the pre-commit hooks run them."""
+    for tool in ("mypy", "codespell"):
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name(tool))],
+            cwd=TEMPLATE_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"{tool}: {result.stdout}{result.stderr}"
+
+
+def test_repo_review_passes_on_the_template() -> None:
+    from validators import repo_review_failures
+
+    assert repo_review_failures(TEMPLATE_ROOT) == []
+
+
 def test_pre_commit_config_is_valid() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],

@@ -104,6 +104,26 @@ def pyproject_problems(root: Path) -> list[str]:
     return _problems([str(TOOLS / "validate-pyproject"), "pyproject.toml"], root)
 
 
+def repo_review_failures(root: Path) -> list[str]:
+    """Scientific Python's repo-review: each failed check, with its code and description (the
+    checks pyproject.toml's [tool.repo-review] ignores, with reasons, are left out)."""
+    code, output = _run([str(TOOLS / "repo-review"), "--format", "json", "."], root)
+    try:
+        checks = json.loads(output)["checks"]
+    except (ValueError, KeyError):
+        return [f"repo-review (exit {code}): {output.strip()[-2000:]}"]
+    return [
+        f"{name}: {check['description']}"
+        for name, check in checks.items()
+        if check["result"] is False
+    ]
+
+
+def spelling_problems(root: Path) -> list[str]:
+    """codespell, with the project's own [tool.codespell] settings."""
+    return _problems([str(TOOLS / "codespell"), "."], root)
+
+
 def dockerignore_allows(root: Path, relpath: str) -> bool:
     """Whether Docker sends `relpath` to the builder, by its .dockerignore rules: the last
     matching pattern wins, and a pattern that matches a parent folder matches its contents."""

@@ -168,7 +168,7 @@ def interrupted_run(
     trained: Trained, tracking_server: TrackingServer, tmp_path_factory
 ) -> InterruptedRun:
     """Two faults in one run with the session's params, logged to the tracking server: a `train`
-    process killed with SIGKILL after its first checkpoint (a pre-empted VM), then `train` again
+    process killed with SIGKILL after its first checkpoint (a preempted VM), then `train` again
     (in this process), during which the tracking server is killed (SIGKILL) as soon as the
     resumed run's first epoch reached it; then the server is started again on the same store and
     `sync-runs` runs."""

@@ -111,7 +111,8 @@ def test_every_verb_has_its_rows_in_the_mistake_tables() -> None:
     troubleshooting section lists the lines)."""
     import typer.main
 
-    verbs = set(typer.main.get_command(app).commands) - TAKES_NOTHING
+    group = typer.main.get_command(app)
+    verbs = set(group.commands) - TAKES_NOTHING  # type: ignore[attr-defined]  # a click Group
     assert verbs - {args[0] for args, _, _ in USAGE_MISTAKES} == set()
     assert verbs - {args[0] for args, _ in INPUT_MISTAKES} == set()
 
@@ -312,14 +313,14 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, monkeypatch) -> None:
     from {{ cookiecutter.package_name }}.runlock import exclusive
 
     monkeypatch.chdir(tmp_path)
-    holder = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", HOLD_THE_LOCK, str(LOCK_FILE)], stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout.readline().strip() == "locked"
-    with pytest.raises(FlywheelError, match="is running in this project"), exclusive("prepare"):
-        pass
-    holder.kill()  # SIGKILL: no clean-up runs
-    holder.wait(timeout=30)
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FlywheelError, match="is running in this project"), exclusive("prepare"):
+            pass
+        holder.kill()  # SIGKILL: no clean-up runs
+        holder.wait(timeout=30)
     with exclusive("prepare"):
         assert LOCK_FILE.read_text(encoding="utf-8") == f"`prepare` (pid {os.getpid()})"
 

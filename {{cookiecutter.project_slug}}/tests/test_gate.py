@@ -137,6 +137,7 @@ def test_a_model_behind_its_baseline_gets_one_warning_line_naming_both_scores() 
     good, bad = better_and_worse()
     assert shortfall(scored(good, bad)) is None
     warning = shortfall(scored(bad, good))
+    assert warning is not None
     judging = task.JUDGING
     expected = f"test {judging.primary_metric} ({bad}) does not beat the {judging.baseline_to_beat}"
     assert expected in warning

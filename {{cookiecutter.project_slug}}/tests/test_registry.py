@@ -5,6 +5,7 @@ answer from models:/<name>@champion."""
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -79,7 +80,7 @@ def test_promote_keeps_the_better_model_as_champion_and_serves_it(
     linked = json.loads(logged.tags["mlflow.modelVersions"])
     assert [(v["name"], str(v["version"])) for v in linked] == [(MODEL_NAME, "2")]
 
-    example = task.example_input(load_prepared()["test"])
+    example: Any = task.example_input(load_prepared()["test"])  # text, or a file's bytes
     with (
         model_folder(CHAMPION_URI) as folder,
         TestClient(create_app(folder, serving=params.serve, source=CHAMPION_URI)) as client,

@@ -114,10 +114,11 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(trained
         alone = [post_predict(client, raw).json()["predictions"][0] for raw in examples]
     serving = ServeParams(max_batch_size=64, max_wait_ms=300, max_queue=256)
     with TestClient(create_app(MODEL_DIR, serving=serving)) as client:
-        calls_before = client.app.state.batcher.calls
+        state = client.app.state  # type: ignore[attr-defined]  # FastAPI's, typed as ASGI's
+        calls_before = state.batcher.calls
         with ThreadPoolExecutor(len(examples)) as pool:
             responses = list(pool.map(lambda raw: post_predict(client, raw), examples))
-        calls = client.app.state.batcher.calls - calls_before
+        calls = state.batcher.calls - calls_before
     assert [response.status_code for response in responses] == [200] * len(examples)
     batched = [response.json()["predictions"][0] for response in responses]
     for index, (one, other) in enumerate(zip(batched, alone, strict=True)):

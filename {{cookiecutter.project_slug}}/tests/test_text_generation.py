@@ -4,6 +4,7 @@ client, streaming included), its errors, LoRA on a pretrained checkpoint by conf
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,7 +64,7 @@ def test_the_generations_table_shows_each_test_prompt_with_both_models(trained) 
 
 
 def test_jsonl_in_trl_conventions_is_loaded(tmp_path: Path) -> None:
-    lines = []
+    lines: list[dict[str, Any]] = []
     for i in range(20):
         chat = [
             {"role": "system", "content": "Answer briefly."},

@@ -75,7 +75,7 @@ def test_plots_are_written(trained) -> None:
 
 def artifact_paths(client: mlflow.MlflowClient, run_id: str, folder: str) -> list[str]:
     """The paths of the files a run logged under `folder`, in its sub-folders too."""
-    paths = []
+    paths: list[str] = []
     for item in client.list_artifacts(run_id, folder):
         paths += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
     return paths

@@ -55,7 +55,7 @@ def decode(raw: Any, name: str = "input") -> np.ndarray:
     return to_mono_16k(samples, rate)
 
 
-def _truncated_wav(raw: bytes) -> str | None:
+def _truncated_wav(raw: bytes | bytearray) -> str | None:
     """Why a RIFF/WAVE file is cut short, or None. libsndfile reads such a file without
     complaint, returning fewer samples than its header promises."""
     if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":

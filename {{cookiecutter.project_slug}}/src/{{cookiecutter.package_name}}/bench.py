@@ -194,7 +194,7 @@ def generation_load(
 GENERATION_CLIENTS = (1, 8)
 
 
-def generation_measurements(predictor: Any, serving: ServeParams, prompt: str) -> dict[str, Any]:
+def generation_measurements(predictor: Any, serving: ServeParams, prompt: Any) -> dict[str, Any]:
     """Where the project serves the OpenAI API: `generation_load` at 1 and 8 clients."""
     from .openai_api import MODEL_NAME
 

@@ -1,5 +1,5 @@
 """Resumable training: `train` checkpoints every epoch, and a `train` after an interruption (a
-kill, a pre-empted spot VM, Ctrl-C) resumes from the newest complete checkpoint.
+kill, a preempted spot VM, Ctrl-C) resumes from the newest complete checkpoint.
 
 A checkpoint is the Trainer's own (weights, optimizer, scheduler, every random generator's state,
 the trainer state with early stopping's counter) plus the state of the augmentation's generator,
@@ -21,7 +21,7 @@ from typing import Any
 from .tracking import is_main_process
 
 DEFAULT_DIR = Path("models/checkpoints")
-# Where the SkyPilot task points it: a bucket mounted on the VM survives its pre-emption.
+# Where the SkyPilot task points it: a bucket mounted on the VM survives its preemption.
 DIR_VARIABLE = "FLYWHEEL_CHECKPOINT_DIR"
 RECORD = "run.json"
 # Checkpoints kept: the newest, and the best so far (the one `train` ends with).

@@ -442,7 +442,7 @@ def entry_point(args: list[str] | None = None) -> int:
     try:  # typer 0.2x carries its own copy of click; older ones use click itself
         from typer._click import exceptions as usage
     except ImportError:
-        from click import exceptions as usage
+        from click import exceptions as usage  # type: ignore[no-redef]
 
     prog = "{{ cookiecutter.package_name }}"
     gc_pause.pause()  # the heavy imports come next; training and serving resume it themselves

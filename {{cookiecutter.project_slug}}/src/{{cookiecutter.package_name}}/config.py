@@ -7,6 +7,7 @@ the key's name and what it accepts.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -179,7 +180,7 @@ def _flatten(tree: dict[str, Any], prefix: str = ""):
             yield f"{prefix}{key}", value
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         parent: Any = Params

@@ -76,9 +76,9 @@ def _read_source(path: Path, params: Params) -> Any:
     except FlywheelError:
         raise
     except Exception as error:  # whatever the parser raised, the file is the cause
-        cause = error
-        while cause.__cause__ is not None or cause.__context__ is not None:
-            cause = cause.__cause__ or cause.__context__
+        cause: BaseException = error
+        while (underlying := cause.__cause__ or cause.__context__) is not None:
+            cause = underlying
         summary = (str(cause).strip().splitlines() or [""])[0][:200]
         raise FlywheelError(
             f"data.source: {path} cannot be read ({type(cause).__name__}: {summary}): "

@@ -64,9 +64,7 @@ def load(
         start = time.perf_counter()
         try:
             if getattr(local, "connection", None) is None:
-                local.connection = http.client.HTTPConnection(
-                    target.hostname, target.port, timeout=60
-                )
+                local.connection = http.client.HTTPConnection(target.netloc, timeout=60)
             local.connection.request("POST", target.path, body, headers)
             response = local.connection.getresponse()
             if stream and response.status == 200:

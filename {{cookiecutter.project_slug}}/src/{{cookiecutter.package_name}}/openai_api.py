@@ -275,7 +275,8 @@ class FirstToken:
     token."""
 
     def __init__(self, inner: Any = None) -> None:
-        self.inner, self.puts, self.first = inner, 0, None
+        self.inner, self.puts = inner, 0
+        self.first: float | None = None
 
     def put(self, value: Any) -> None:
         self.puts += 1
@@ -430,7 +431,7 @@ async def _events(
         yield chunk("", None, role=True)
     while True:
         try:
-            item = await asyncio.to_thread(next, pieces, done)
+            item: Any = await asyncio.to_thread(next, pieces, done)
         except Exception as error:  # after the 200: an error event ends the stream
             yield f"data: {json.dumps(server_error(error))}\n\n"
             break

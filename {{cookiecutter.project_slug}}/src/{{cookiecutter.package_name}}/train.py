@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,7 +169,7 @@ def build_trainer(
     params: Params,
     splits: dict[str, Any],
     output_dir: str,
-    callbacks: list[Any] = (),
+    callbacks: Sequence[Any] = (),
     resume_from: Path | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The Trainer that fits a new model with params.yaml's `train` section, its processor and

@@ -237,7 +237,7 @@ def augmentation(params: Any):
     def alter_all(waveforms: list[Any]) -> list[np.ndarray]:
         return [alter(waveform) for waveform in waveforms]
 
-    alter_all.generator = rng  # checkpointed with the run, so a resumed run alters the same way
+    alter_all.generator = rng  # type: ignore[attr-defined]  # checkpointed with the run, so a resumed run alters the same way
     return alter_all
 
 

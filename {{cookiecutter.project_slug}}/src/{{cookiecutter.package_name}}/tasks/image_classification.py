@@ -242,7 +242,7 @@ def augmentation(params: Any):
         brightness = uniform(n, -0.2, 0.2).view(n, 1, 1, 1)
         return {**batch, "pixel_values": mean + contrast * (altered - mean) + brightness * spread}
 
-    alter.generator = generator  # checkpointed with the run, so a resumed run alters the same way
+    alter.generator = generator  # type: ignore[attr-defined]  # checkpointed with the run, so a resumed run alters the same way
     return alter
 
 

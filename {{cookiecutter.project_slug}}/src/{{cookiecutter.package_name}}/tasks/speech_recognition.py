@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,7 @@ def _long_enough(waveform: np.ndarray) -> np.ndarray:
     return np.pad(waveform, (0, max(0, SHORTEST_SAMPLES - len(waveform))))
 
 
-def augmentation(params: Any) -> None:
+def augmentation(params: Any) -> Callable[[Any], Any] | None:
     """Utterances are trained on as they are: no altered copies."""
     return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ ACCEPTED_INPUT = "non-blank text"
 TARGET = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
 EXPORT_FORMAT = "onnx"
-REQUIREMENTS = ()
+REQUIREMENTS: tuple[str, ...] = ()
 REPORT_FILES = classification.REPORT_FILES
 # Drift monitoring: what it reads of an input, of a prediction and of a true label.
 input_features = text_features.input_features
@@ -304,7 +305,7 @@ def preprocess(processor: Any, inputs: list[str]) -> dict[str, Any]:
     return processor(list(inputs), truncation=True)
 
 
-def augmentation(params: Any) -> None:
+def augmentation(params: Any) -> Callable[[Any], Any] | None:
     """Texts are trained on as they are: no altered copies."""
     return None
 

@@ -22,6 +22,7 @@ import random
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -441,7 +442,7 @@ def preprocess(processor: Any, inputs: list[Any]) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
 
 
-def augmentation(params: Any) -> None:
+def augmentation(params: Any) -> Callable[[Any], Any] | None:
     """Examples are trained on as they are: no altered copies."""
     return None
 

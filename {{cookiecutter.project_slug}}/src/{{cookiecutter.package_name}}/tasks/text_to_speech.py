@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,7 +343,7 @@ def input_schema(processor: Any) -> dict[str, Any]:
     return text_schema(MAX_CHARACTERS, f"[{escaped}]")
 
 
-def augmentation(params: Any) -> None:
+def augmentation(params: Any) -> Callable[[Any], Any] | None:
     """Utterances are trained on as they are: no altered copies."""
     return None
 
