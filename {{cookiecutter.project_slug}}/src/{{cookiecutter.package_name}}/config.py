@@ -35,7 +35,7 @@ from .paths import (  # noqa: F401
     TUNE_DIR,
 )
 from .schema import Section
-from .tasks import task
+from .tasks import DataParams, ModelParams, task
 
 # Concurrent clients of `bench`'s load run (besides one client alone), which `gate` judges.
 LOAD_CONCURRENCY = 32
@@ -154,8 +154,8 @@ class TuneParams(Section):
 
 class Params(Section):
     seed: int
-    data: task.DataParams
-    model: task.ModelParams
+    data: DataParams
+    model: ModelParams
     train: TrainParams
     serve: ServeParams
     budgets: Budgets

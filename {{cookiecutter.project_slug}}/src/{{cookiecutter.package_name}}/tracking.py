@@ -455,7 +455,7 @@ def log_epoch(logs: dict[str, float], epoch: float) -> None:
     resilient(lambda: _log_epoch(logs, epoch))
 
 
-def _log_epoch(logs: dict[str, float], epoch: float) -> None:
+def _log_epoch(logs: dict[str, Any], epoch: float) -> None:
     import mlflow
 
     renamed = {}

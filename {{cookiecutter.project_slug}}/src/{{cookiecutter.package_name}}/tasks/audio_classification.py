@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from pydantic import Field
 
 from .. import audio, classification, inputs
-from ..classification import compute_metrics, label_config, postprocess, report, with_labels
+from ..classification import label_config, with_labels
 from ..schema import DataSource, Section
 from .contract import files_of, forward_pass, no_router, nothing_skipped, predictions_as_they_are
 
-INPUT_KIND = "audio"
+INPUT_KIND: Final = "audio"
 INPUTS = inputs.Files(INPUT_KIND)
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
@@ -45,15 +45,18 @@ PREDICTIONS_OUT = None
 write_predictions = predictions_as_they_are
 target_features = classification.target_features
 ACCEPTED_INPUT = audio.ACCEPTED_FILES
-TARGET = "class"
+TARGET: Final = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
-EXPORT_FORMAT = "onnx"
+EXPORT_FORMAT: Final = "onnx"
 REQUIREMENTS = ("soundfile",)
 REPORT_FILES = classification.REPORT_FILES
 CLASSES = ("low_tone", "high_tone", "chirp_up", "chirp_down", "noise_burst", "double_beep")
 JUDGING = classification.judging("logistic regression on the mean and spread of each log-mel band")
 
-__all__ = ["compute_metrics", "postprocess", "report"]
+# The classifiers' shared metrics, outputs and report.
+compute_metrics = classification.compute_metrics
+postprocess = classification.postprocess
+report = classification.report
 
 
 class DataParams(DataSource):

@@ -2,8 +2,9 @@
 
 The shared data, training, evaluation, serving and benchmarking code reads a task only through
 these names (`from .tasks import task`), so adding a task means writing one module that satisfies
-this contract. tests/test_task_contract.py checks the project's task against it, names and
-parameters both.
+this contract. mypy holds the project's task module to it (`tasks/__init__.py` types `task` as
+`Task`: the facts are read-only properties, which module constants satisfy), and
+tests/test_task_contract.py checks it at run time, names and parameters both.
 """
 
 from __future__ import annotations
@@ -19,31 +20,43 @@ from ..schema import Judging, Section
 @runtime_checkable
 class Task(Protocol):
     # What a request or a `predict` argument carries: text, or the bytes of an image/audio file.
-    INPUT_KIND: Literal["text", "image", "audio"]
+    @property
+    def INPUT_KIND(self) -> Literal["text", "image", "audio"]: ...
     # How inputs reach the model (inputs.py): text, or a file of INPUT_KIND.
-    INPUTS: Texts | Files
+    @property
+    def INPUTS(self) -> Texts | Files: ...
     # What a request must carry, as error messages name it ("a WAV, FLAC or OGG audio file").
-    ACCEPTED_INPUT: str
+    @property
+    def ACCEPTED_INPUT(self) -> str: ...
     # What the model predicts: a class from a fixed set, free text, or speech (a waveform).
-    TARGET: Literal["class", "transcript", "speech"]
+    @property
+    def TARGET(self) -> Literal["class", "transcript", "speech"]: ...
     # Why `export` cannot write the model as ONNX (said in the error), or None where it can.
-    WHY_NO_ONNX: str | None
+    @property
+    def WHY_NO_ONNX(self) -> str | None: ...
     # What `export` writes: the ONNX graph `serve.runtime: onnx` runs, a half-precision
     # safetensors checkpoint that vLLM (`serve.engine: vllm`) and llama.cpp load, or nothing.
-    EXPORT_FORMAT: Literal["onnx", "safetensors"] | None
+    @property
+    def EXPORT_FORMAT(self) -> Literal["onnx", "safetensors"] | None: ...
     # The files `report` writes into the evaluation plots folder, beside the baselines.
-    REPORT_FILES: tuple[str, ...]
+    @property
+    def REPORT_FILES(self) -> tuple[str, ...]: ...
     # Packages the task's code needs beyond the shared stack (pyproject.toml lists them too); a
     # logged model pins them to this run's versions.
-    REQUIREMENTS: tuple[str, ...]
+    @property
+    def REQUIREMENTS(self) -> tuple[str, ...]: ...
     # The primary metric and its direction, the baselines, what to try when behind them.
-    JUDGING: Judging
+    @property
+    def JUDGING(self) -> Judging: ...
     # The task's own sections of params.yaml (the shared ones live in config.py).
-    DataParams: type[Section]
-    ModelParams: type[Section]
+    @property
+    def DataParams(self) -> type[Section]: ...
+    @property
+    def ModelParams(self) -> type[Section]: ...
     # What evaluation keeps of each batch's logits (text generation: the predicted token ids, not
     # a vocabulary-wide row per token); None keeps them whole.
-    reduce_logits: Callable[[Any, Any], Any] | None
+    @property
+    def reduce_logits(self) -> Callable[[Any, Any], Any] | None: ...
 
     # Data: the offline default, a local source in the documented layout, example files.
     def embedded_dataset(self, params: Any) -> Any: ...
@@ -97,7 +110,8 @@ class Task(Protocol):
 
     # What `predict` prints for its inputs: the predictions as they are, or (text to speech)
     # each written to a file in `out_dir`, whose help text PREDICTIONS_OUT is (None: no files).
-    PREDICTIONS_OUT: str | None
+    @property
+    def PREDICTIONS_OUT(self) -> str | None: ...
 
     def write_predictions(
         self, values: list[str], predictions: list[dict[str, Any]], out_dir: Path

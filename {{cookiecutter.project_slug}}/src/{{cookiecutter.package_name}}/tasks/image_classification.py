@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import Field
 
 from .. import classification, inputs
-from ..classification import compute_metrics, label_config, postprocess, report, with_labels
+from ..classification import label_config, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
 from .contract import (
@@ -30,7 +30,7 @@ from .contract import (
     predictions_as_they_are,
 )
 
-INPUT_KIND = "image"
+INPUT_KIND: Final = "image"
 INPUTS = inputs.Files(INPUT_KIND)
 # The files /predict takes (Pillow decodes more; these are the ones the schema promises).
 MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -41,9 +41,9 @@ skipped_characters = nothing_skipped
 input_schema = files_of(*MEDIA_TYPES)
 reduce_logits = None
 ACCEPTED_INPUT = "a PNG, JPEG or other image file"
-TARGET = "class"
+TARGET: Final = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
-EXPORT_FORMAT = "onnx"
+EXPORT_FORMAT: Final = "onnx"
 REQUIREMENTS = ("pillow",)
 REPORT_FILES = classification.REPORT_FILES
 # Drift monitoring: what it reads of a prediction and of a true label (of an input: below).
@@ -60,7 +60,10 @@ JUDGING = classification.judging(
     f"logistic regression on {BASELINE_PIXELS}x{BASELINE_PIXELS} grey pixels"
 )
 
-__all__ = ["compute_metrics", "postprocess", "report"]
+# The classifiers' shared metrics, outputs and report.
+compute_metrics = classification.compute_metrics
+postprocess = classification.postprocess
+report = classification.report
 
 
 class DataParams(DataSource):

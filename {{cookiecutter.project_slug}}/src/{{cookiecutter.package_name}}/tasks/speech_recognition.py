@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from pydantic import Field
@@ -33,7 +33,7 @@ from .contract import (
     predictions_as_they_are,
 )
 
-INPUT_KIND = "audio"
+INPUT_KIND: Final = "audio"
 INPUTS = inputs.Files(INPUT_KIND)
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
@@ -52,9 +52,9 @@ prepare_labels = labels_as_they_are
 PREDICTIONS_OUT = None
 write_predictions = predictions_as_they_are
 ACCEPTED_INPUT = audio.ACCEPTED_FILES
-TARGET = "transcript"
+TARGET: Final = "transcript"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
-EXPORT_FORMAT = "onnx"
+EXPORT_FORMAT: Final = "onnx"
 REQUIREMENTS = ("soundfile", "jiwer")
 REPORT_FILES = ("transcripts.csv",)
 PAD, UNK, WORD_DELIMITER = "[PAD]", "[UNK]", "|"

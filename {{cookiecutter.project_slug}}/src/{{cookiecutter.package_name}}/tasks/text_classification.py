@@ -15,17 +15,17 @@ import functools
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import Field
 
 from .. import classification, inputs, text_features
-from ..classification import compute_metrics, label_config, postprocess, report, with_labels
+from ..classification import label_config, with_labels
 from ..errors import FlywheelError
 from ..schema import DataSource, Section
 from .contract import any_text, forward_pass, no_router, nothing_skipped, predictions_as_they_are
 
-INPUT_KIND = "text"
+INPUT_KIND: Final = "text"
 INPUTS = inputs.TEXTS
 # One call of the model answers a batch; no endpoints beyond /predict; logits kept whole.
 run_model = forward_pass
@@ -34,9 +34,9 @@ skipped_characters = nothing_skipped
 input_schema = any_text
 reduce_logits = None
 ACCEPTED_INPUT = "non-blank text"
-TARGET = "class"
+TARGET: Final = "class"
 WHY_NO_ONNX = None  # `export` writes its ONNX graph
-EXPORT_FORMAT = "onnx"
+EXPORT_FORMAT: Final = "onnx"
 REQUIREMENTS: tuple[str, ...] = ()
 REPORT_FILES = classification.REPORT_FILES
 # Drift monitoring: what it reads of an input, of a prediction and of a true label.
@@ -51,7 +51,10 @@ from_hub = classification.from_hub
 LABELS = ("negative", "positive")
 JUDGING = classification.judging("TF-IDF of words and word pairs + logistic regression")
 
-__all__ = ["compute_metrics", "postprocess", "report"]
+# The classifiers' shared metrics, outputs and report.
+compute_metrics = classification.compute_metrics
+postprocess = classification.postprocess
+report = classification.report
 
 
 class DataParams(DataSource):

@@ -24,7 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from pydantic import Field
@@ -34,15 +34,15 @@ from ..errors import FlywheelError
 from ..schema import DataSource, Judging, Section
 from .contract import any_text, labels_as_they_are, nothing_skipped, predictions_as_they_are
 
-INPUT_KIND = "text"
+INPUT_KIND: Final = "text"
 INPUTS = inputs.TEXTS
 ACCEPTED_INPUT = "a non-blank prompt"
-TARGET = "transcript"  # free text: the response
+TARGET: Final = "transcript"  # free text: the response
 WHY_NO_ONNX = (
     "generation is a loop around the model, not one graph; `export` writes the merged "
     "checkpoint in half precision for vLLM (`serve.engine: vllm`) and llama.cpp instead"
 )
-EXPORT_FORMAT = "safetensors"
+EXPORT_FORMAT: Final = "safetensors"
 REQUIREMENTS = ("peft",)
 REPORT_FILES = ("generations.csv",)
 # Drift monitoring reads the prompt as text, and the length of the response.

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from pydantic import Field
@@ -30,7 +30,7 @@ from ..errors import FlywheelError, unreachable
 from ..schema import DataSource, Judging, Section
 from .contract import forward_pass, labels_as_they_are, no_router, text_schema
 
-INPUT_KIND = "text"
+INPUT_KIND: Final = "text"
 INPUTS = inputs.TEXTS
 # `predict` writes the speech to files: what its --out-dir option says.
 PREDICTIONS_OUT = "Where the synthesized speech is written."
@@ -39,13 +39,13 @@ run_model = forward_pass
 api_router = no_router
 reduce_logits = None
 ACCEPTED_INPUT = "non-blank text"
-TARGET = "speech"
+TARGET: Final = "speech"
 WHY_NO_ONNX = (
     "the number of frames it speaks comes from the durations it predicts, counted out in Python "
     "(SpeechT5 generates frame by frame until it decides to stop), so a traced graph would fix "
     "every answer at the length of the example it was traced with"
 )
-EXPORT_FORMAT = None
+EXPORT_FORMAT: Final = None
 REQUIREMENTS = ("soundfile", "sentencepiece")
 REPORT_FILES = ("spectrograms.png", "synthesized/metadata.csv")
 # Drift monitoring reads the text, and the duration of the speech.
