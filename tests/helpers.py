@@ -243,9 +243,17 @@ def tree_digest(folder: Path) -> dict[str, str]:
     }
 
 
+def with_params(text: str, values: dict[str, object]) -> str:
+    """params.yaml's text with each key's line set to its value: a section's own key (two spaces
+    in), which must be written exactly once in the file."""
+    for key, value in values.items():
+        line = f"  {key}: {value}".replace("\\", "\\\\")  # a replacement, not a pattern
+        text, count = re.subn(rf"(?m)^  {re.escape(key)}: .*$", line, text)
+        assert count == 1, f"params.yaml has {count} lines for {key}"
+    return text
+
+
 def set_epochs(project: Baked, epochs: int) -> None:
-    """Shorter training for tests about mechanics, not accuracy (the first `epochs:` key)."""
-    params = project.text("params.yaml")
-    changed = re.sub(r"(?m)^  epochs: \d+$", f"  epochs: {epochs}", params, count=1)
-    assert changed != params
+    """Shorter training for tests about mechanics, not accuracy."""
+    changed = with_params(project.text("params.yaml"), {"epochs": epochs})
     (project.path / "params.yaml").write_text(changed, encoding="utf-8")
