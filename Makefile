@@ -44,9 +44,11 @@ test: setup ## Run the whole test suite (what CI runs)
 # The template folder is Jinja, not Python: the bake tests lint what it renders to.
 LINTED := hooks scripts tests
 
-lint: setup ## ruff on the template's own code (hooks, scripts, tests)
+lint: setup ## ruff, mypy and codespell on the template's own code (hooks, scripts, tests)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+	$(BIN)/codespell
 
 bench: setup ## Time bakes with each engine and a full matrix bake
 	$(BIN)/python scripts/benchmark.py
