@@ -1,6 +1,8 @@
 """Training under `torchrun` with 2 CPU processes (DDP over gloo), on a project the pipeline test
 has already prepared (tests/test_pipeline.py calls it for every task): both ranks finish, only
-rank 0 logs to MLflow and writes the model, and the single-process contract holds."""
+rank 0 logs to MLflow and writes the model, and the single-process contract holds. One machine's
+processes (`--standalone`) for most tasks; for one task, two torchrun agents on 127.0.0.1 that
+meet through a c10d rendezvous, as two machines of a cluster do (2 nodes x 1 process)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import Baked, primary_metric
@@ -29,23 +34,97 @@ def mlflow_runs(store: Path) -> dict[str, dict[str, str]]:
     return runs
 
 
-def torchrun_train(project: Baked) -> list[str]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def torchrun_commands(project: Baked, nodes: int) -> list[list[str]]:
+    """The command of each machine: one with 2 processes, or `nodes` agents of 1 process each
+    that meet at one c10d rendezvous endpoint (the README's multi-node command)."""
     package = next((project.path / "src").iterdir()).name
-    # --standalone: a free local port for the rendezvous.
-    return ["torchrun", "--standalone", "--nproc_per_node=2", "-m", package, "train"]
+    train = ["-m", package, "train"]
+    if nodes == 1:  # --standalone: a free local port for the rendezvous
+        return [["torchrun", "--standalone", "--nproc-per-node=2", *train]]
+    endpoint = f"127.0.0.1:{free_port()}"
+    agent = ["torchrun", f"--nnodes={nodes}", "--nproc-per-node=1", "--rdzv-backend=c10d"]
+    agent += [f"--rdzv-endpoint={endpoint}", f"--rdzv-id={project.path.name}"]
+    # On a cluster the machine whose address is the endpoint hosts the rendezvous store; on
+    # 127.0.0.1 every agent matches it, so the first one is named the host.
+    return [[*agent, f"--rdzv-conf=is_host={node == 0}", *train] for node in range(nodes)]
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Agents:
+    """The torchrun agents of one job, started together; their outputs go to files (an agent
+    blocked on a full pipe would stall the other's collective calls)."""
+
+    def __init__(self, project: Baked, environment: dict[str, str], nodes: int) -> None:
+        self._logs = tempfile.TemporaryDirectory()
+        commands = torchrun_commands(project, nodes)
+        self._files = [Path(self._logs.name, str(node)) for node in range(len(commands))]
+        self.processes = []
+        for command, log in zip(commands, self._files, strict=True):
+            with log.with_suffix(".out").open("w") as out, log.with_suffix(".err").open("w") as err:
+                self.processes.append(
+                    subprocess.Popen(
+                        command, cwd=project.path, env=environment, stdout=out, stderr=err
+                    )
+                )
+
+    def finish(self, nodes: list[int] | None = None, timeout: float = 900) -> Finished:
+        """Wait for `nodes` (all by default), killing one still running at the timeout: the
+        first failure's exit code and their outputs."""
+        chosen = range(len(self.processes)) if nodes is None else nodes
+        deadline = time.monotonic() + timeout
+        for node in chosen:
+            try:
+                self.processes[node].wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.kill([node])
+        codes = [self.processes[node].returncode for node in chosen]
+        texts = [
+            tuple(self._files[node].with_suffix(suffix).read_text() for suffix in (".out", ".err"))
+            for node in chosen
+        ]
+        self._logs.cleanup()
+        return Finished(
+            returncode=next((code for code in codes if code), 0),
+            stdout="".join(out for out, _ in texts),
+            stderr="".join(err for _, err in texts),
+        )
+
+    def kill(self, nodes: list[int]) -> None:
+        """SIGKILL to each agent of `nodes` and every process it started, at once, as a machine
+        stops: torchrun starts each rank in a session of its own, out of reach of the agent's
+        process group."""
+        agents = [self.processes[node] for node in nodes]
+        for pid in [pid for agent in agents for pid in (agent.pid, *_descendants(agent.pid))]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for agent in agents:
+            agent.wait(timeout=60)
+
+
+def run_torchrun(project: Baked, environment: dict[str, str], nodes: int) -> Finished:
+    return Agents(project, environment, nodes).finish()
 
 
 def assert_trains_under_torchrun(
-    project: Baked, env: dict[str, str], task: str
+    project: Baked, env: dict[str, str], task: str, nodes: int = 1
 ) -> dict[str, object]:
     """The test metrics of the run."""
     store = project.path / "mlflow.db"
     before = mlflow_runs(store)
-    run = project.run(
-        *torchrun_train(project),
-        env={**env, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"},
-        timeout=900,
-    )
+    environment = {**os.environ, **env, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
+    run = run_torchrun(project, environment, nodes)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     # Only rank 0 reports a run; the other rank exits quietly.
     [run_id] = re.findall(r"^MLflow run:\s+([0-9a-f]{32})$", run.stdout, re.M)
@@ -85,35 +164,40 @@ def _descendants(pid: int) -> list[int]:
 
 
 def assert_resumes_under_torchrun(
-    project: Baked, env: dict[str, str], uninterrupted: dict[str, object]
+    project: Baked, env: dict[str, str], uninterrupted: dict[str, object], nodes: int = 1
 ) -> None:
-    """The same torchrun training, killed with SIGKILL (launcher and both ranks) once it has a
-    checkpoint, then started again: it resumes and ends with the uninterrupted run's metrics."""
+    """The same torchrun training, killed with SIGKILL once it has a checkpoint (the machine, or
+    with several machines the last one: the others then stop within a minute, each process
+    with one line), then started again: it resumes and ends with the uninterrupted metrics."""
     environment = {**os.environ, **env, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
-    killed = subprocess.Popen(
-        torchrun_train(project),
-        cwd=project.path,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    job = Agents(project, environment, nodes)
     checkpoints = project.path / "models" / "checkpoints"
     deadline = time.monotonic() + 600
-    while killed.poll() is None and time.monotonic() < deadline:
+    while all(agent.poll() is None for agent in job.processes) and time.monotonic() < deadline:
         if any(
             (step / "trainer_state.json").is_file() for step in checkpoints.glob("checkpoint-*")
         ):
             time.sleep(0.05)
             break
         time.sleep(0.02)
-    # All at once, as a preempted machine stops: torchrun starts each rank in a session of its
-    # own, out of reach of the launcher's process group.
-    for pid in [killed.pid, *_descendants(killed.pid)]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    killed.wait(timeout=60)
-    assert killed.returncode == -signal.SIGKILL, "the torchrun training ended before the kill"
-    run = project.run(*torchrun_train(project), env=environment, timeout=900)
+    killed = [nodes - 1]
+    job.kill(killed)
+    assert job.processes[-1].returncode == -signal.SIGKILL, "the training ended before the kill"
+    survivors = job.finish(list(range(nodes - 1)), timeout=60)
+    if nodes > 1:
+        assert survivors.returncode > 0, survivors.stderr[-3000:]  # exited, not killed at 60 s
+        # Each process's line, after whatever its progress bar left on the line (\r, no \n).
+        lines = re.split(r"[\r\n]", survivors.stderr)
+        errors = [line[line.index("error: ") :] for line in lines if "error: " in line]
+        assert len(errors) == nodes - 1, survivors.stderr[-3000:]
+        assert all(
+            f"another process of this {nodes}-process job stopped" in line
+            and line.endswith(
+                "start the job again on every machine; `train` resumes from the last checkpoint"
+            )
+            for line in errors
+        ), errors
+    run = run_torchrun(project, environment, nodes)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     assert "resuming from models/checkpoints/checkpoint-" in run.stderr, run.stderr[-3000:]
     [scores] = re.findall(r"^test metrics: (\{.*\})$", run.stdout, re.M)

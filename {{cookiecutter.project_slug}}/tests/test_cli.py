@@ -154,6 +154,28 @@ def test_train_before_prepare_says_what_to_do(tmp_path, monkeypatch) -> None:
     assert not (tmp_path / "models").exists()
 
 
+def test_a_global_batch_that_does_not_split_over_the_processes_is_one_line(
+    tmp_path, monkeypatch
+) -> None:
+    """`train.batch_size` is the global batch: under torchrun each process takes its share, and
+    a batch the processes cannot share evenly stops `train` before it writes anything."""
+    from {{ cookiecutter.package_name }}.config import load_params
+    from {{ cookiecutter.package_name }}.device import per_process_batch
+
+    batch = load_params().train.batch_size
+    assert per_process_batch(batch, 1) == batch and per_process_batch(2 * batch, 2) == batch
+    shutil.copy(PARAMS_FILE, tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", str(batch + 1))
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: train.batch_size: {batch} does not split evenly over {batch + 1} training "
+        f"processes (WORLD_SIZE); use a multiple of {batch + 1}"
+    )
+    assert {path.name for path in tmp_path.iterdir()} <= {"params.yaml", ".flywheel.lock"}
+
+
 def test_reproduce_outside_a_repository_is_one_line(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["reproduce", "0123456789abcdef"])

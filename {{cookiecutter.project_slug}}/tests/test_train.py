@@ -172,3 +172,30 @@ def test_a_local_pretrained_checkpoint_is_loaded(trained, tmp_path, monkeypatch)
     lost = trained.result.metrics[judging.primary_metric] - result.metrics[judging.primary_metric]
     assert (lost if judging.greater_is_better else -lost) <= 0.1
     assert (tmp_path / MODEL_DIR / "config.json").is_file()
+
+
+GLOO_LOST_PEER = (
+    "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:18307: "
+    "Connection reset by peer. This is typically caused by a remote worker hanging"
+)
+
+
+def test_a_lost_peer_ends_a_distributed_run_in_one_line(monkeypatch) -> None:
+    """What gloo raises on the processes still running when another process of a torchrun job
+    stops (tests/scale_out.py in the template kills a whole machine's agent for real)."""
+    from {{ cookiecutter.package_name }}.device import one_line_when_a_peer_stops
+    from {{ cookiecutter.package_name }}.errors import FlywheelError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(FlywheelError) as lost, one_line_when_a_peer_stops():
+        raise RuntimeError(GLOO_LOST_PEER)
+    assert str(lost.value) == (
+        "train: another process of this 2-process job stopped (Read error [127.0.0.1]:18307: "
+        "Connection reset by peer): start the job again on every machine; `train` resumes "
+        "from the last checkpoint"
+    )
+    with pytest.raises(RuntimeError, match=r"^shapes differ$"), one_line_when_a_peer_stops():
+        raise RuntimeError("shapes differ")  # a bug, not a lost peer: its own traceback
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(RuntimeError, match="Read error"), one_line_when_a_peer_stops():
+        raise RuntimeError(GLOO_LOST_PEER)

@@ -125,9 +125,11 @@ def train(
     """Train on the prepared data; save the model; log the run to MLflow."""
     from .config import load_params
     from .data import require_prepared
+    from .device import per_process_batch, world_size
     from .train import train as train_model
 
     config = load_params(params)
+    per_process_batch(config.train.batch_size, world_size())  # before `--prepare` writes data
     if prepare_first:
         _prepare(config)
     require_prepared()  # before the store is made: a refused `train` writes nothing

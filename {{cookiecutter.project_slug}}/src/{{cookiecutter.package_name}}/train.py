@@ -26,7 +26,7 @@ from .checkpoints import (
 )
 from .checksums import write_manifest
 from .data import build_model, data_hash, encode, load_prepared
-from .device import trainer_arguments
+from .device import one_line_when_a_peer_stops, per_process_batch, trainer_arguments, world_size
 from .evaluate import score
 from .paths import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR
 from .tasks import task
@@ -230,6 +230,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
 
     # Loading and saving bars of a few milliseconds would bury the training progress bar.
     transformers_logging.disable_progress_bar()
+    per_process_batch(params.train.batch_size, world_size())  # before any run or file opens
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
     data = data_hash()
@@ -246,10 +247,11 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
             params, splits, str(checkpoint_dir()), resume_from=resume_from
         )
         gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        # Every process takes part: under DDP each scores a shard and the predictions are
-        # gathered, in order, on all of them.
-        prediction = trainer.predict(features["test"])
+        with one_line_when_a_peer_stops():
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            # Every process takes part: under DDP each scores a shard and the predictions are
+            # gathered, in order, on all of them.
+            prediction = trainer.predict(features["test"])
         if not trainer.is_world_process_zero():
             return TrainResult(metrics={}, run_id=None, model_uri=None, history=[])
 
