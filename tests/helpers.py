@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import copier
 import jinja2
@@ -51,16 +51,38 @@ def cookiecutter_json(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
 
 
 TASKS: list[str] = cookiecutter_json()["task"]
+V = TypeVar("V")
+
+
+def per_task(table: dict[str, V], name: str) -> dict[str, V]:
+    """`table`, a fact of every task the questions offer: a task it lacks (a new one) or one
+    they no longer offer stops the suite where it is collected, naming the table, instead of
+    counting silently as some other kind of task."""
+    missing, unknown = set(TASKS) - set(table), set(table) - set(TASKS)
+    if missing or unknown:
+        raise LookupError(
+            f"{name}: no entry for {sorted(missing)}, one for tasks not offered {sorted(unknown)}"
+            ": each task the questions offer needs exactly one"
+        )
+    return table
+
+
 # The primary metric of each task's metrics.json (the generated `task.JUDGING` names the same).
-PRIMARY_METRIC = {
-    "speech-recognition": "cer",
-    "text-to-speech": "mcd",
-    "text-generation": "exact_match",
-}
+PRIMARY_METRIC = per_task(
+    {
+        "text-classification": "accuracy",
+        "text-generation": "exact_match",
+        "audio-classification": "accuracy",
+        "speech-recognition": "cer",
+        "text-to-speech": "mcd",
+        "image-classification": "accuracy",
+    },
+    "helpers.PRIMARY_METRIC",
+)
 
 
 def primary_metric(task: str) -> str:
-    return PRIMARY_METRIC.get(task, "accuracy")
+    return PRIMARY_METRIC[task]
 
 
 def copier_yml(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:

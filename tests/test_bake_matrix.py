@@ -16,6 +16,7 @@ from helpers import (
     TEMPLATE_ROOT,
     Baked,
     git,
+    per_task,
     text_files,
 )
 
@@ -23,29 +24,32 @@ sys.path.insert(0, str(TEMPLATE_ROOT / "scripts"))  # import_depth
 LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 
 
-TASK_FILES = {
-    "text-classification": [
-        "classification.py",
-        "tasks/text_classification.py",
-        "text_features.py",
-    ],
-    "text-generation": [
-        "openai_api.py",
-        "tasks/text_generation.py",
-        "text_features.py",
-        "vllm_server.py",
-    ],
-    "audio-classification": ["audio.py", "classification.py", "tasks/audio_classification.py"],
-    "speech-recognition": ["audio.py", "toy_speech.py", "tasks/speech_recognition.py"],
-    "text-to-speech": [
-        "audio.py",
-        "synthesis.py",
-        "tasks/text_to_speech.py",
-        "text_features.py",
-        "toy_speech.py",
-    ],
-    "image-classification": ["classification.py", "tasks/image_classification.py"],
-}
+TASK_FILES = per_task(
+    {
+        "text-classification": [
+            "classification.py",
+            "tasks/text_classification.py",
+            "text_features.py",
+        ],
+        "text-generation": [
+            "openai_api.py",
+            "tasks/text_generation.py",
+            "text_features.py",
+            "vllm_server.py",
+        ],
+        "audio-classification": ["audio.py", "classification.py", "tasks/audio_classification.py"],
+        "speech-recognition": ["audio.py", "toy_speech.py", "tasks/speech_recognition.py"],
+        "text-to-speech": [
+            "audio.py",
+            "synthesis.py",
+            "tasks/text_to_speech.py",
+            "text_features.py",
+            "toy_speech.py",
+        ],
+        "image-classification": ["classification.py", "tasks/image_classification.py"],
+    },
+    "test_bake_matrix.TASK_FILES",
+)
 SHARED_MODULES = [
     "__init__.py",
     "__main__.py",

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import TASKS, Baked, readme_commands
+from helpers import TASKS, Baked, per_task, readme_commands
 from project_env import env_with
 from torch_index import torch_index
 
@@ -28,11 +28,18 @@ def free_port() -> int:
 
 
 # Metrics every task's metrics.json holds.
-METRICS = {
-    "speech-recognition": {"wer", "cer"},
-    "text-to-speech": {"mcd", "length_ratio"},
-    "text-generation": {"exact_match", "token_f1", "perplexity"},
-}
+CLASSIFIER = {"accuracy", "f1_macro"}
+METRICS = per_task(
+    {
+        "text-classification": CLASSIFIER,
+        "text-generation": {"exact_match", "token_f1", "perplexity"},
+        "audio-classification": CLASSIFIER,
+        "speech-recognition": {"wer", "cer"},
+        "text-to-speech": {"mcd", "length_ratio"},
+        "image-classification": CLASSIFIER,
+    },
+    "test_generated_project.METRICS",
+)
 # The speech tasks train on one worker, where the intelligibility test finds both trained.
 SPEECH = pytest.mark.xdist_group("speech")
 # The serve and gate sections use the text project the Quick start test trained on their worker.
@@ -73,7 +80,7 @@ def test_readme_workflow_and_own_checks(
             ]
             assert predictions, run.stdout
     metrics = json.loads(project.text("metrics.json"))
-    assert set(metrics) >= METRICS.get(task, {"accuracy", "f1_macro"})
+    assert set(metrics) >= METRICS[task]
     assert (project.path / "mlflow.db").is_file()
     assert (project.path / "models" / "model" / "config.json").is_file()
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TEMPLATE_DIR_NAME, TEMPLATE_ROOT
+from helpers import TASKS, TEMPLATE_DIR_NAME, TEMPLATE_ROOT, per_task
 
 # ruff, mypy and codespell read their settings from pyproject.toml, as the pre-commit hooks do.
 CODE_CHECKS = {
@@ -91,6 +91,20 @@ def test_one_uv_release_everywhere() -> None:
         found[path] = re.findall(pattern, (TEMPLATE_ROOT / path).read_text(encoding="utf-8"), re.M)
     assert all(len(versions) == 1 for versions in found.values()), found
     assert len({versions[0] for versions in found.values()}) == 1, found
+
+
+def test_a_per_task_table_without_a_task_stops_the_suite_naming_it() -> None:
+    """What happens to each table of task facts the tests keep when a task is added to the
+    questions but not to the table (or dropped from them but not from it)."""
+    complete = {task: task.upper() for task in TASKS}
+    assert per_task(complete, "T") == complete
+    lacking = {task: 1 for task in TASKS[1:]} | {"speech-to-text": 1}
+    with pytest.raises(LookupError) as stopped:
+        per_task(lacking, "T")
+    assert str(stopped.value) == (
+        f"T: no entry for {[TASKS[0]]}, one for tasks not offered ['speech-to-text']: "
+        "each task the questions offer needs exactly one"
+    )
 
 
 def test_copy_without_render_lists_exactly_the_files_without_jinja() -> None:
