@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -22,6 +23,13 @@ import yaml
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR_NAME = "{{cookiecutter.project_slug}}"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def uv_install(python: Path, requirements: Iterable[str]) -> None:

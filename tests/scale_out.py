@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -19,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import Baked, primary_metric
+from helpers import Baked, free_port, primary_metric
 
 
 def mlflow_runs(store: Path) -> dict[str, dict[str, str]]:
@@ -32,12 +31,6 @@ def mlflow_runs(store: Path) -> dict[str, dict[str, str]]:
         for run_id, key, value in db.execute("SELECT run_uuid, key, value FROM tags"):
             runs[run_id][key] = value
     return runs
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def torchrun_commands(project: Baked, nodes: int) -> list[list[str]]:
@@ -180,8 +173,7 @@ def assert_resumes_under_torchrun(
             time.sleep(0.05)
             break
         time.sleep(0.02)
-    killed = [nodes - 1]
-    job.kill(killed)
+    job.kill([nodes - 1])
     assert job.processes[-1].returncode == -signal.SIGKILL, "the training ended before the kill"
     survivors = job.finish(list(range(nodes - 1)), timeout=60)
     if nodes > 1:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import tomllib
@@ -16,16 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import TASKS, Baked, per_task, readme_commands
+from helpers import TASKS, Baked, free_port, per_task, readme_commands
 from project_env import env_with
 from torch_index import torch_index
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 # Metrics every task's metrics.json holds.
 CLASSIFIER = {"accuracy", "f1_macro"}

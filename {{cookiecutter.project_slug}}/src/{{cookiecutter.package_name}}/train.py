@@ -26,7 +26,7 @@ from .checkpoints import (
 )
 from .checksums import write_manifest
 from .data import build_model, data_hash, encode, load_prepared
-from .device import one_line_when_a_peer_stops, per_process_batch, trainer_arguments, world_size
+from .device import one_line_when_a_peer_stops, trainer_arguments
 from .evaluate import score
 from .paths import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR
 from .tasks import task
@@ -230,7 +230,6 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
 
     # Loading and saving bars of a few milliseconds would bury the training progress bar.
     transformers_logging.disable_progress_bar()
-    per_process_batch(params.train.batch_size, world_size())  # before any run or file opens
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
     data = data_hash()
