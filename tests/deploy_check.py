@@ -35,6 +35,12 @@ def skypilot_problems(path: Path) -> list[str]:
         return [*problems, f"{type(error).__name__}: {error}"]
     if not all(resources.accelerators for resources in task.resources):
         problems.append("a resource choice without a GPU")
+    # Several VMs, as `sky launch --num-nodes 2` asks: the same task on a cluster of two.
+    cluster = sky.Task.from_yaml_config(
+        {**config, "num_nodes": 2}, env_overrides=[("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")]
+    )
+    if (task.num_nodes, cluster.num_nodes) != (1, 2):
+        problems.append(f"num_nodes: {task.num_nodes} by default and {cluster.num_nodes} for 2")
     return problems
 
 
@@ -196,6 +202,55 @@ def _manifest_problems(documents: list[dict]) -> list[str]:
     return problems
 
 
+# Kubeflow Trainer's TrainJob: its CRD's schema (tests/schemas/README.md says where it comes from,
+# and how every object in it is closed to unknown fields, as the API server's validation is).
+TRAINJOB_API = "trainer.kubeflow.org/v1alpha1"
+TRAINJOB_SCHEMA = Path(__file__).with_name("schemas") / "trainjob.v1alpha1.schema.json"
+
+
+def _node_pods(spec: dict) -> list[dict]:
+    """The pod specs the TrainJob's runtime patches give the runtime's `node` pods."""
+    return [
+        ((job.get("template") or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+        for patch in spec.get("runtimePatches") or []
+        for job in (
+            ((patch.get("trainingRuntimeSpec") or {}).get("template") or {}).get("spec") or {}
+        ).get("replicatedJobs")
+        or []
+        if job.get("name") == "node"
+    ]
+
+
+def _trainjob_problems(document: dict, where: str) -> list[str]:
+    """The CRD's schema; torchrun as the command (it reads the rendezvous Kubeflow sets on every
+    node); the Job's hardening on the `node` pods, whose resources are the trainer's per node."""
+    import jsonschema
+
+    schema = json.loads(TRAINJOB_SCHEMA.read_text(encoding="utf-8"))
+    problems = [
+        f"{where}: {'.'.join(map(str, error.absolute_path)) or 'the document'}: {error.message}"
+        for error in jsonschema.Draft7Validator(schema).iter_errors(document)
+    ]
+    spec = document.get("spec") or {}
+    trainer = spec.get("trainer") or {}
+    if (spec.get("runtimeRef") or {}).get("name") != "torch-distributed":
+        problems.append(f"{where}: runtimeRef is not torch-distributed")
+    if "torchrun" not in " ".join(trainer.get("command") or []):
+        problems.append(f"{where}: the command starts no torchrun: each node would train alone")
+    if (trainer.get("numNodes") or 1) < 2:
+        problems.append(f"{where}: numNodes below 2 (one node is train-job.yaml's Job)")
+    pods = _node_pods(spec)
+    if not pods:
+        problems.append(f"{where}: no runtime patch for the `node` pods")
+    for pod in pods:
+        resources = trainer.get("resourcesPerNode") or {}
+        containers = [{**c, "resources": resources} for c in pod.get("containers") or []]
+        if not containers:
+            problems.append(f"{where} node pods: no patch for the `node` container")
+        problems += _pod_problems({**pod, "containers": containers}, f"{where} node pods")
+    return problems
+
+
 def kubernetes_problems(path: Path) -> list[str]:
     """Every document in the client's model of its kind and version, then the policy checks."""
     from kubernetes import client
@@ -208,6 +263,11 @@ def kubernetes_problems(path: Path) -> list[str]:
         if not isinstance(document, dict):
             problems.append(f"document {index}: not a mapping")
             continue
+        named = f"{document.get('kind')} {(document.get('metadata') or {}).get('name')}"
+        if (document.get("apiVersion"), document.get("kind")) == (TRAINJOB_API, "TrainJob"):
+            problems += _trainjob_problems(document, named)
+            documents.append(document)
+            continue
         # apps/v1 Deployment: V1Deployment; autoscaling/v2 HorizontalPodAutoscaler: V2...
         version = str(document.get("apiVersion", "")).rsplit("/", 1)[-1]
         model = f"{version.capitalize()}{document.get('kind', '')}"
@@ -216,8 +276,7 @@ def kubernetes_problems(path: Path) -> list[str]:
         except (ValueError, AttributeError) as error:
             problems.append(f"document {index} ({model}): {error}")
             continue
-        named = f"{document.get('kind')} {(document.get('metadata') or {}).get('name')}: "
-        problems += _dropped(document, api.sanitize_for_serialization(loaded), named)
+        problems += _dropped(document, api.sanitize_for_serialization(loaded), f"{named}: ")
         documents.append(document)
     if not documents and not problems:
         return ["no Kubernetes object in the file"]

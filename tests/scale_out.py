@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from helpers import Baked, free_port, primary_metric
 
 
@@ -49,6 +51,15 @@ def torchrun_commands(project: Baked, nodes: int) -> list[list[str]]:
 
 
 @dataclass
+class Machine:
+    """One machine of a job: its command, the project folder it runs in, its environment."""
+
+    command: list[str]
+    folder: Path
+    environment: dict[str, str]
+
+
+@dataclass
 class Finished:
     returncode: int
     stdout: str
@@ -59,18 +70,27 @@ class Agents:
     """The torchrun agents of one job, started together; their outputs go to files (an agent
     blocked on a full pipe would stall the other's collective calls)."""
 
-    def __init__(self, project: Baked, environment: dict[str, str], nodes: int) -> None:
+    def __init__(self, machines: list[Machine]) -> None:
         self._logs = tempfile.TemporaryDirectory()
-        commands = torchrun_commands(project, nodes)
-        self._files = [Path(self._logs.name, str(node)) for node in range(len(commands))]
+        self._files = [Path(self._logs.name, str(node)) for node in range(len(machines))]
         self.processes = []
-        for command, log in zip(commands, self._files, strict=True):
+        for machine, log in zip(machines, self._files, strict=True):
             with log.with_suffix(".out").open("w") as out, log.with_suffix(".err").open("w") as err:
                 self.processes.append(
                     subprocess.Popen(
-                        command, cwd=project.path, env=environment, stdout=out, stderr=err
+                        machine.command,
+                        cwd=machine.folder,
+                        env=machine.environment,
+                        stdout=out,
+                        stderr=err,
                     )
                 )
+
+    @classmethod
+    def torchrun(cls, project: Baked, environment: dict[str, str], nodes: int) -> Agents:
+        """The README's torchrun command on each of `nodes` machines, all in the project."""
+        commands = torchrun_commands(project, nodes)
+        return cls([Machine(command, project.path, environment) for command in commands])
 
     def finish(self, nodes: list[int] | None = None, timeout: float = 900) -> Finished:
         """Wait for `nodes` (all by default), killing one still running at the timeout: the
@@ -107,7 +127,7 @@ class Agents:
 
 
 def run_torchrun(project: Baked, environment: dict[str, str], nodes: int) -> Finished:
-    return Agents(project, environment, nodes).finish()
+    return Agents.torchrun(project, environment, nodes).finish()
 
 
 def assert_trains_under_torchrun(
@@ -139,6 +159,63 @@ def assert_trains_under_torchrun(
     return json.loads(scores)
 
 
+def assert_trains_on_skypilot_nodes(
+    project: Baked, env: dict[str, str], project_bin: Path, home: Path, nodes: int = 2
+) -> dict[str, object]:
+    """The `run` script of deploy/skypilot/train.yaml as SkyPilot runs it on a cluster of `nodes`
+    VMs, here all on 127.0.0.1: node 0 in the project, every other in a clone of it (a VM's own
+    working copy, its data pulled from the DVC remote), each with the variables SkyPilot sets
+    and a `~/venv` that is the shared project environment. Every node exits 0, one MLflow run
+    is logged, and the first node's dvc.lock holds the model it trained and evaluated, pushed to
+    the remote. Returns the run's test metrics."""
+    task = yaml.safe_load(project.text("deploy/skypilot/train.yaml"))
+    home.mkdir(parents=True)
+    (home / "venv").symlink_to(project_bin.parent)
+    folders = [project.path]
+    for node in range(1, nodes):
+        clone = home / f"node-{node}"
+        subprocess.run(["git", "clone", "-q", str(project.path), str(clone)], check=True)
+        # The remote this machine reaches: a per-machine setting, kept out of git.
+        shutil.copy(project.path / ".dvc" / "config.local", clone / ".dvc")
+        folders.append(clone)
+    store = project.path / "mlflow.db"
+    before = mlflow_runs(store)
+    cluster = {
+        **os.environ,
+        **env,
+        "HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store}",
+        "SKYPILOT_NUM_NODES": str(nodes),
+        "SKYPILOT_NODE_IPS": "\n".join(["127.0.0.1"] * nodes),
+        "SKYPILOT_NUM_GPUS_PER_NODE": "1",  # no GPU here: one process per node
+        "RENDEZVOUS_PORT": str(free_port()),
+    }
+    machines = [
+        Machine(
+            ["bash", "-c", task["run"]],
+            folder,
+            {**cluster, "SKYPILOT_NODE_RANK": str(node), "PYTHONPATH": str(folder / "src")},
+        )
+        for node, folder in enumerate(folders)
+    ]
+    run = Agents(machines).finish()
+    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    assert "parallel_mode != ParallelMode.DISTRIBUTED" not in run.stderr
+    after = mlflow_runs(store)
+    [run_id] = set(after) - set(before)
+    assert after[run_id]["lineage.data_hash"].endswith(".dir")
+    for command, expected in (
+        (["dvc", "status"], "Data and pipelines are up to date."),
+        (["dvc", "status", "--cloud"], "Cache and remote 'storage' are in sync."),
+    ):
+        status = subprocess.run(
+            command, cwd=project.path, env=cluster, capture_output=True, text=True, check=False
+        )
+        assert expected in status.stdout, f"{status.stdout}\n{status.stderr[-2000:]}"
+    [scores] = re.findall(r"^test metrics: (\{.*\})$", run.stdout, re.M)
+    return json.loads(scores)
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process `pid` started, at any depth (read from /proc)."""
     children: dict[int, list[int]] = {}
@@ -163,7 +240,7 @@ def assert_resumes_under_torchrun(
     with several machines the last one: the others then stop within a minute, each process
     with one line), then started again: it resumes and ends with the uninterrupted metrics."""
     environment = {**os.environ, **env, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
-    job = Agents(project, environment, nodes)
+    job = Agents.torchrun(project, environment, nodes)
     checkpoints = project.path / "models" / "checkpoints"
     deadline = time.monotonic() + 600
     while all(agent.poll() is None for agent in job.processes) and time.monotonic() < deadline:
@@ -193,4 +270,4 @@ def assert_resumes_under_torchrun(
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     assert "resuming from models/checkpoints/checkpoint-" in run.stderr, run.stderr[-3000:]
     [scores] = re.findall(r"^test metrics: (\{.*\})$", run.stdout, re.M)
-    assert json.loads(scores) == uninterrupted
+    assert json.loads(scores) == uninterrupted, (scores, uninterrupted)

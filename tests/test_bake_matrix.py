@@ -139,7 +139,11 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         files.add("tests/test_export.py")
     if combination["use_docker"] == "yes":
         files |= {"Dockerfile", ".dockerignore", "compose.yaml"}
-        files |= {"deploy/k8s/train-job.yaml", "deploy/k8s/serve.yaml"}
+        files |= {
+            "deploy/k8s/train-job.yaml",
+            "deploy/k8s/train-nodes.yaml",
+            "deploy/k8s/serve.yaml",
+        }
         if combination["task"] == "text-generation":  # vLLM on a GPU node
             files.add("deploy/k8s/serve-vllm.yaml")
     if combination["ci"] == "github":

@@ -228,6 +228,7 @@ def test_skypilot_task_and_kubernetes_job_load_in_their_tools(
     docker = combination["use_docker"] == "yes"
     expected = {
         "deploy/k8s/train-job.yaml": docker,
+        "deploy/k8s/train-nodes.yaml": docker,
         "deploy/k8s/serve.yaml": docker,
         "deploy/k8s/serve-vllm.yaml": docker and combination["task"] == "text-generation",
     }
@@ -365,6 +366,30 @@ spec:
 """
 # A Deployment that runs as root and has no readiness probe, a Service whose selector finds no
 # pods, an autoscaler of a misspelt Deployment with a field of autoscaling/v1.
+BAD_TRAINJOB = """apiVersion: trainer.kubeflow.org/v1alpha1
+kind: TrainJob
+metadata: {name: bad}
+spec:
+  runtimeRef: {name: torch-distributed}
+  trainer:
+    image: x
+    numNodes: 2
+    numNode: 2
+    command: [python, -m, pkg, train]
+    resourcesPerNode: {requests: {cpu: "4"}, limits: {memory: 1Gi}}
+  runtimePatches:
+    - manager: me
+      trainingRuntimeSpec:
+        template:
+          spec:
+            replicatedJobs:
+              - name: node
+                template:
+                  spec:
+                    template:
+                      spec:
+                        containers: [{name: node}]
+"""
 BAD_SERVE = """apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -428,6 +453,13 @@ def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
     assert "Job bad: spec.template.spec.restartPolicyy: unknown field" in found
     assert "Job bad: runAsNonRoot is not true" in found
     assert "Job bad container c: readOnlyRootFilesystem is not true" in found
+    trainjob = tmp_path / "train-nodes.yaml"
+    trainjob.write_text(BAD_TRAINJOB, encoding="utf-8")
+    found = deploy_problems("kubernetes", trainjob)
+    assert "TrainJob bad: spec.trainer: Additional properties are not allowed " in found[0]
+    assert "TrainJob bad: the command starts no torchrun: each node would train alone" in found
+    assert "TrainJob bad node pods: runAsNonRoot is not true" in found
+    assert "TrainJob bad node pods container node: no cpu and memory requests" in found
     serve = tmp_path / "serve.yaml"
     serve.write_text(BAD_SERVE, encoding="utf-8")
     assert deploy_problems("kubernetes", serve) == [

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,7 +35,11 @@ from helpers import (
     tree_digest,
 )
 from project_env import env_with
-from scale_out import assert_resumes_under_torchrun, assert_trains_under_torchrun
+from scale_out import (
+    assert_resumes_under_torchrun,
+    assert_trains_on_skypilot_nodes,
+    assert_trains_under_torchrun,
+)
 
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
 # trains the defaults). The pipeline runs with FIRST, then one param changes to SECOND: enough
@@ -74,8 +79,12 @@ def mlflow_run_id(output: str) -> str:
 def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     task: str, template: Path, project_bin: Path, tmp_path: Path
 ) -> None:
-    project = Baked(bake_copier(template, {"task": task}, tmp_path / "pipeline_demo"))
+    # The versioned task's project has a cloud answer, for its SkyPilot task.
+    answers = {"task": task, **({"cloud": "aws"} if task == VERSIONED else {})}
+    project = Baked(bake_copier(template, answers, tmp_path / "pipeline_demo"))
     env = {**env_with(project_bin, project.path), **GIT_ENV, "DVC_NO_ANALYTICS": "1"}
+    if task == VERSIONED:
+        use_local_remote(project, tmp_path / "dvc-remote")
     set_epochs(project, FIRST_EPOCHS)
     # The README's section, line by line, exactly as written.
     outputs: dict[str, list[str]] = {}
@@ -93,18 +102,29 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     if task == VERSIONED:
         assert_versions_and_refuses_altered_data(project, env, metric, project_bin, tmp_path)
 
-    # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes;
-    # for the versioned task, on two "machines" (torchrun agents) that meet at a rendezvous.
-    nodes = 2 if task == VERSIONED else 1
-    scores = assert_trains_under_torchrun(project, env, task, nodes)
-    if task == VERSIONED:
-        # train.batch_size is the global batch, split over the processes: the same steps and
-        # learning rate as the single-process run of these params (metrics.json), so the same
-        # score up to the order examples meet in a batch.
-        alone = json.loads(project.text("metrics.json"))
-        assert abs(scores[metric] - alone[metric]) <= DDP_TOLERANCE, (scores, alone)
-        # Resuming is task-independent code: one task proves it under torchrun.
-        assert_resumes_under_torchrun(project, env, scores, nodes)
+    # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
+    if task != VERSIONED:
+        assert_trains_under_torchrun(project, env, task)
+        return
+    # For the versioned task, on two "machines" of 1 process each: first as the SkyPilot task's
+    # `run` script on a 2-VM cluster (static rendezvous at the first VM), then with the
+    # README's command (torchrun agents meeting at a c10d rendezvous), killed and resumed.
+    alone = json.loads(project.text("metrics.json"))
+    scores = assert_trains_on_skypilot_nodes(project, env, project_bin, tmp_path / "cluster")
+    # train.batch_size is the global batch, split over the processes: the same steps and
+    # learning rate as the single-process run of these params (metrics.json), so the same
+    # score up to the order examples meet in a batch.
+    assert abs(scores[metric] - alone[metric]) <= DDP_TOLERANCE, (scores, alone)
+    # Resuming is task-independent code: one task proves it under torchrun.
+    assert_resumes_under_torchrun(project, env, scores, nodes=2)
+
+
+def use_local_remote(project: Baked, folder: Path) -> None:
+    """Point the DVC remote (the cloud answer's bucket) at a local folder, where DVC keeps one
+    machine's own settings: .dvc/config.local, which git ignores."""
+    (project.path / ".dvc" / "config.local").write_text(
+        f"['remote \"storage\"']\n    url = {folder}\n", encoding="utf-8"
+    )
 
 
 def assert_versions_and_refuses_altered_data(
@@ -152,6 +172,7 @@ def assert_versions_and_refuses_altered_data(
     # A fresh clone pulls exactly the data and model of the last commit from the remote.
     clone = Baked(tmp_path / "clone")
     must(project, f"git clone -q . {clone.path}", env)
+    shutil.copy(project.path / ".dvc" / "config.local", clone.path / ".dvc")
     clone_env = {**env, "PYTHONPATH": str(clone.path / "src")}
     # `reproduce` from the clone: an empty DVC cache, so the data comes from the remote.
     store = f"sqlite:///{project.path / 'mlflow.db'}"

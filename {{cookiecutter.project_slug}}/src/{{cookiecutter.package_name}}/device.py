@@ -62,6 +62,18 @@ def one_line_when_a_peer_stops() -> Iterator[None]:
         ) from None
 
 
+def same_weights_as_rank_zero(model: Any) -> None:
+    """Under DDP, the weights of rank 0 on every process. The Trainer ends by loading the best
+    epoch's weights from the checkpoint folder, which holds them only where rank 0 saved them:
+    a process on another machine (its own disk) would keep its last epoch's and score its shard
+    of the test split with those."""
+    import torch.distributed as dist
+
+    if world_size() > 1 and dist.is_available() and dist.is_initialized():
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
 def _lost_peer(error: RuntimeError) -> str | None:
     """What the communication library said, where `error` is its report of a lost peer."""
     import torch.distributed

@@ -26,7 +26,7 @@ from .checkpoints import (
 )
 from .checksums import write_manifest
 from .data import build_model, data_hash, encode, load_prepared
-from .device import one_line_when_a_peer_stops, trainer_arguments
+from .device import one_line_when_a_peer_stops, same_weights_as_rank_zero, trainer_arguments
 from .evaluate import score
 from .paths import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR
 from .tasks import task
@@ -248,6 +248,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
         with one_line_when_a_peer_stops():
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            same_weights_as_rank_zero(trainer.model)
             # Every process takes part: under DDP each scores a shard and the predictions are
             # gathered, in order, on all of them.
             prediction = trainer.predict(features["test"])
