@@ -245,8 +245,12 @@ def _trainjob_problems(document: dict, where: str) -> list[str]:
     for pod in pods:
         resources = trainer.get("resourcesPerNode") or {}
         containers = [{**c, "resources": resources} for c in pod.get("containers") or []]
-        if not containers:
-            problems.append(f"{where} node pods: no patch for the `node` container")
+        # A patch names the runtime's container: another name adds a container beside it.
+        if [c.get("name") for c in containers] != ["node"]:
+            problems.append(f"{where} node pods: the patch must name the `node` container alone")
+        mounts = [m.get("mountPath") for c in containers for m in c.get("volumeMounts") or []]
+        if "/work" not in mounts:
+            problems.append(f"{where} node pods: no writable /work, where the command runs")
         problems += _pod_problems({**pod, "containers": containers}, f"{where} node pods")
     return problems
 

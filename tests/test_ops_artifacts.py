@@ -460,6 +460,7 @@ def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
     assert "TrainJob bad: the command starts no torchrun: each node would train alone" in found
     assert "TrainJob bad node pods: runAsNonRoot is not true" in found
     assert "TrainJob bad node pods container node: no cpu and memory requests" in found
+    assert "TrainJob bad node pods: no writable /work, where the command runs" in found
     serve = tmp_path / "serve.yaml"
     serve.write_text(BAD_SERVE, encoding="utf-8")
     assert deploy_problems("kubernetes", serve) == [

@@ -156,13 +156,20 @@ def _unreliable_mtime(record: Any) -> bool:
     return "mtime may not be reliable" not in record.getMessage()
 
 
+def _best_model_elsewhere(record: Any) -> bool:
+    return "Could not locate the best model" not in record.getMessage()
+
+
 def _quiet_checkpoint_order() -> None:
     """Drop the Trainer's warning that checkpoints saved within a second of each other (a small
     model's epochs) are ordered by step instead of time: the order is right either way, and
-    nothing in it is the user's to fix."""
+    nothing in it is the user's to fix. Likewise its advice to save checkpoints on every machine,
+    which a process on another machine than rank 0's gets: it takes rank 0's best weights after
+    training (same_weights_as_rank_zero)."""
     import logging
 
     logging.getLogger("transformers.trainer_utils").addFilter(_unreliable_mtime)
+    logging.getLogger("transformers.trainer").addFilter(_best_model_elsewhere)
 
 
 def build_trainer(
