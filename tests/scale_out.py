@@ -52,6 +52,14 @@ def torchrun_commands(project: Baked, nodes: int) -> list[list[str]]:
     return [[*agent, f"--rdzv-conf=is_host={node == 0}", *train] for node in range(nodes)]
 
 
+def working_copy(project: Baked, folder: Path) -> Baked:
+    """Another machine's copy of the project: a git clone, with the per-machine DVC settings
+    (.dvc/config.local, which git leaves out: the remote that machine reaches)."""
+    subprocess.run(["git", "clone", "-q", str(project.path), str(folder)], check=True)
+    shutil.copy(project.path / ".dvc" / "config.local", folder / ".dvc")
+    return Baked(folder)
+
+
 @dataclass
 class Machine:
     """One machine of a job: its command, the project folder it runs in, its environment."""
@@ -69,8 +77,9 @@ class Finished:
 
 
 class Agents:
-    """The torchrun agents of one job, started together; their outputs go to files (an agent
-    blocked on a full pipe would stall the other's collective calls)."""
+    """The machines of one job (each a torchrun agent, or a script that starts one), started
+    together; their outputs go to files (an agent blocked on a full pipe would stall the other's
+    collective calls)."""
 
     def __init__(self, machines: list[Machine]) -> None:
         self._logs = tempfile.TemporaryDirectory()
@@ -171,12 +180,7 @@ def assert_trains_on_skypilot_nodes(
     home.mkdir(parents=True)
     (home / "venv").symlink_to(project_bin.parent)
     folders = [project.path]
-    for node in range(1, nodes):
-        clone = home / f"node-{node}"
-        subprocess.run(["git", "clone", "-q", str(project.path), str(clone)], check=True)
-        # The remote this machine reaches: a per-machine setting, kept out of git.
-        shutil.copy(project.path / ".dvc" / "config.local", clone / ".dvc")
-        folders.append(clone)
+    folders += [working_copy(project, home / f"node-{node}").path for node in range(1, nodes)]
     store = project.path / "mlflow.db"
     before = mlflow_runs(store)
     cluster = {

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from scale_out import (
     assert_resumes_under_torchrun,
     assert_trains_on_skypilot_nodes,
     assert_trains_under_torchrun,
+    working_copy,
 )
 
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
@@ -170,9 +170,7 @@ def assert_versions_and_refuses_altered_data(
     must(project, "dvc push", env)
 
     # A fresh clone pulls exactly the data and model of the last commit from the remote.
-    clone = Baked(tmp_path / "clone")
-    must(project, f"git clone -q . {clone.path}", env)
-    shutil.copy(project.path / ".dvc" / "config.local", clone.path / ".dvc")
+    clone = working_copy(project, tmp_path / "clone")
     clone_env = {**env, "PYTHONPATH": str(clone.path / "src")}
     # `reproduce` from the clone: an empty DVC cache, so the data comes from the remote.
     store = f"sqlite:///{project.path / 'mlflow.db'}"
