@@ -287,7 +287,24 @@ def kubernetes_problems(path: Path) -> list[str]:
     return problems + _manifest_problems(documents)
 
 
+CHECKS = {"skypilot": skypilot_problems, "kubernetes": kubernetes_problems}
+
+
+def serve() -> None:
+    """One request per stdin line, `KIND<TAB>PATH`, one JSON list of problems per stdout line:
+    the test worker keeps this process, so SkyPilot and the Kubernetes client load once."""
+    for line in sys.stdin:
+        kind, path = line.rstrip("\n").split("\t")
+        try:
+            problems = CHECKS[kind](Path(path))
+        except Exception as error:  # reported as the check's own crash, and the next goes on
+            problems = [f"{kind} check crashed: {type(error).__name__}: {error}"]
+        print(json.dumps(problems), flush=True)
+
+
 if __name__ == "__main__":
-    check = {"skypilot": skypilot_problems, "kubernetes": kubernetes_problems}[sys.argv[1]]
-    for problem in check(Path(sys.argv[2])):
-        print(problem)
+    if len(sys.argv) == 1:
+        serve()
+    else:
+        for problem in CHECKS[sys.argv[1]](Path(sys.argv[2])):
+            print(problem)

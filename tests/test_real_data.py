@@ -98,6 +98,13 @@ def real_projects(
     return {task: (project, env_with(project_bin, project.path)) for task, project in baked}
 
 
+def train_metrics(stdout: str) -> dict:
+    """The run's test scores and baselines as `train` prints them (metrics.json is `evaluate`'s,
+    not run here)."""
+    [line] = [line for line in stdout.splitlines() if line.startswith("test metrics: ")]
+    return json.loads(line.removeprefix("test metrics: "))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_the_defaults_learn_real_data_and_are_judged_against_baselines(
@@ -106,15 +113,10 @@ def test_the_defaults_learn_real_data_and_are_judged_against_baselines(
     project, env = real_projects[task]
     trained = project.run("make", "train", env=env, timeout=900)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    evaluated = project.run("make", "evaluate", env=env, timeout=600)
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    metrics = json.loads(project.text("metrics.json"))
-    warnings = [
-        line
-        for run in (trained, evaluated)
-        for line in run.stderr.splitlines()
-        if WARNING.match(line)
-    ]
+    # `evaluate` would score the saved model to the same numbers: each project's
+    # tests/test_train.py proves that.
+    metrics = train_metrics(trained.stdout)
+    warnings = [line for line in trained.stderr.splitlines() if WARNING.match(line)]
     spec = REAL[task]
     if spec.classes is not None:
         chance = 1 / spec.classes
@@ -141,8 +143,8 @@ def test_the_defaults_learn_real_data_and_are_judged_against_baselines(
         assert metrics["baselines"]["empty"]["cer"] == pytest.approx(1.0)
         assert metrics["cer"] <= constant - CER_GAIN, metrics
         behind = False
-    # `train` and `evaluate` each say it in one line exactly when the model is behind.
-    assert len(warnings) == (2 if behind else 0), (metrics, warnings)
+    # `train` says it in one line exactly when the model is behind.
+    assert len(warnings) == (1 if behind else 0), (metrics, warnings)
     print(f"{task}: {json.dumps(metrics)}")
 
 
@@ -263,9 +265,7 @@ def test_smollm2_fine_tuned_with_lora_beats_its_base_model(
     finally:
         params.write_text(original, encoding="utf-8")
     assert trained.returncode == 0, trained.stderr[-3000:]
-    # The run's test scores as `train` prints them (metrics.json is `evaluate`'s, not run here).
-    [line] = [line for line in trained.stdout.splitlines() if line.startswith("test metrics: ")]
-    metrics = json.loads(line.removeprefix("test metrics: "))
+    metrics = train_metrics(trained.stdout)
     base = metrics["baselines"]["base_model"]["exact_match"]
     assert metrics["exact_match"] >= base + LORA_GAIN, metrics
     constant = metrics["baselines"]["most_frequent"]["exact_match"]

@@ -193,16 +193,50 @@ def checkov_bin() -> Path:
     return tool_env(CHECKOV_ENV, (CHECKOV_PIN,)) / "checkov"
 
 
+class _DeployChecker:
+    """tests/deploy_check.py, started once per test worker and handed one file at a time:
+    importing SkyPilot takes 1.5 s, which each of a matrix's projects would pay again."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+
+    def command(self) -> list[str]:
+        python = tool_env(DEPLOY_ENV, DEPLOY_PINS) / "python"
+        return [str(python), str(Path(__file__).with_name("deploy_check.py"))]
+
+    def check(self, kind: str, path: Path) -> list[str]:
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.write(f"{kind}\t{path}\n")
+            self.process.stdin.flush()
+            answer = self.process.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
+        if answer:
+            return json.loads(answer)
+        # The process died: the same check on its own, for its error message.
+        result = subprocess.run(
+            [*self.command(), kind, str(path)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            return [f"{kind} check crashed: {result.stderr.strip()[-2000:]}"]
+        return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+_DEPLOY_CHECKER = _DeployChecker()
+
+
 def deploy_problems(kind: str, path: Path) -> list[str]:
     """`skypilot` or `kubernetes`: the tool's own loader, run by tests/deploy_check.py."""
-    python = tool_env(DEPLOY_ENV, DEPLOY_PINS) / "python"
-    script = Path(__file__).with_name("deploy_check.py")
-    result = subprocess.run(
-        [str(python), str(script), kind, str(path)], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        return [f"{kind} check crashed: {result.stderr.strip()[-2000:]}"]
-    return [line for line in result.stdout.splitlines() if line.strip()]
+    return _DEPLOY_CHECKER.check(kind, path)
 
 
 def checkov_problems(folder: Path, var_file: Path | None = None) -> list[str]:
