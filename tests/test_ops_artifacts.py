@@ -47,11 +47,26 @@ HEAVY = [
     "mlflow.db",
     "src/pkg/__pycache__/cli.cpython-311.pyc",
 ]
-# Values the optional GPU VM needs, to scan it as a user would create it.
-GPU_VARIABLES = {
-    "aws": 'gpu_instance_enabled = true\ngpu_ami_id = "ami-0123456789abcdef0"\n',
-    "gcp": 'gpu_instance_enabled = true\nproject_id = "my-project"\n',
-    "azure": 'gpu_instance_enabled = true\nadmin_ssh_public_key = "ssh-ed25519 AAAAC3Nz test"\n',
+# The optional pieces on (the GPU VM, the tracking database), with the values they need, to scan
+# them as a user would create them.
+OPTIONAL_PIECES = {
+    "aws": 'gpu_instance_enabled = true\ngpu_ami_id = "ami-0123456789abcdef0"\n'
+    'tracking_db_enabled = true\ntracking_db_vpc_id = "vpc-0123456789abcdef0"\n'
+    'tracking_db_subnet_ids = ["subnet-0123456789abcdef0", "subnet-0fedcba987654321f"]\n'
+    'tracking_db_allowed_cidrs = ["10.0.0.0/16"]\n',
+    "gcp": 'gpu_instance_enabled = true\nproject_id = "my-project"\n'
+    'tracking_db_enabled = true\ntracking_db_password = "a-test-password"\n',
+    "azure": 'gpu_instance_enabled = true\nadmin_ssh_public_key = "ssh-ed25519 AAAAC3Nz test"\n'
+    'tracking_db_enabled = true\ntracking_db_password = "a-test-password"\n',
+}
+# ...and what they create, which the scan must have looked at.
+OPTIONAL_RESOURCES = {
+    "aws": ("aws_instance.trainer[0]", "aws_db_instance.tracking[0]"),
+    "gcp": ("google_compute_instance.trainer[0]", "google_sql_database_instance.tracking[0]"),
+    "azure": (
+        "azurerm_linux_virtual_machine.trainer[0]",
+        "azurerm_postgresql_flexible_server.tracking[0]",
+    ),
 }
 
 # Checkov's Kubernetes policies, less what the template cannot decide: the image's digest and pull
@@ -178,9 +193,10 @@ def test_terraform_is_formatted_valid_and_passes_checkov(
     files = [str(path.relative_to(project)) for path in sorted(folder.glob("*.tf"))]
     assert once("terraform", project, files, lambda: terraform_problems(folder, tmp_path)) == []
     assert once("checkov", project, files, lambda: checkov_problems(folder)) == []
-    gpu = tmp_path / "gpu.tfvars"
-    gpu.write_text(GPU_VARIABLES[cloud], encoding="utf-8")
-    assert once("checkov-gpu", project, files, lambda: checkov_problems(folder, gpu)) == []
+    optional = tmp_path / "optional.tfvars"
+    optional.write_text(OPTIONAL_PIECES[cloud], encoding="utf-8")
+    check = lambda: checkov_problems(folder, optional, OPTIONAL_RESOURCES[cloud])  # noqa: E731
+    assert once("checkov-optional", project, files, check) == []
 
 
 def test_dvc_remote_is_the_terraform_bucket(
@@ -443,7 +459,9 @@ def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
     terraform = tmp_path / "terraform"
     terraform.mkdir()
     (terraform / "main.tf").write_text(BAD_TERRAFORM, encoding="utf-8")
-    assert any("CKV_AWS_56" in problem for problem in checkov_problems(terraform))
+    found = checkov_problems(terraform, scanned=["aws_instance.absent[0]"])
+    assert any("CKV_AWS_56" in problem for problem in found)
+    assert "checkov did not scan aws_instance.absent[0]" in found
     (terraform / "main.tf").write_text('resource "x" {\n', encoding="utf-8")
     assert any("terraform validate" in p for p in terraform_problems(terraform, tmp_path))
 

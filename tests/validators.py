@@ -239,10 +239,13 @@ def deploy_problems(kind: str, path: Path) -> list[str]:
     return _DEPLOY_CHECKER.check(kind, path)
 
 
-def checkov_problems(folder: Path, var_file: Path | None = None) -> list[str]:
-    """Failed checks and parse errors (checkov exits 0 on a file it cannot parse)."""
+def checkov_problems(
+    folder: Path, var_file: Path | None = None, scanned: Iterable[str] = ()
+) -> list[str]:
+    """Failed checks and parse errors (checkov exits 0 on a file it cannot parse), and each of
+    the `scanned` resources that no check looked at (a `count` that stayed 0)."""
     command = [str(checkov_bin()), "-d", ".", "--framework", "terraform", "--skip-download"]
-    command += ["--quiet", "--compact", "-o", "json"]
+    command += ["--compact", "-o", "json"]
     if var_file is not None:
         command += ["--var-file", str(var_file)]
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
@@ -259,4 +262,6 @@ def checkov_problems(folder: Path, var_file: Path | None = None) -> list[str]:
     problems += [f"checkov cannot parse {path}" for path in results.get("parsing_errors", [])]
     if report.get("summary", {}).get("resource_count", 0) == 0:
         problems.append("checkov found no resources: nothing was scanned")
+    checked = {check["resource"] for check in results.get("passed_checks", [])}
+    problems += [f"checkov did not scan {name}" for name in scanned if name not in checked]
     return problems

@@ -146,6 +146,119 @@ resource "aws_instance" "trainer" {
     }
   }
 }
+
+# --- optional team tracking database (tracking_db_enabled = true) ---------------------------------
+# PostgreSQL for `mlflow server --backend-store-uri` (runs, registry); the bucket above holds the
+# artifacts. Private subnets only, encrypted with the bucket's key, its password in Secrets Manager.
+resource "aws_db_subnet_group" "tracking" {
+  count      = var.tracking_db_enabled ? 1 : 0
+  name       = "${var.bucket_name}-tracking"
+  subnet_ids = var.tracking_db_subnet_ids
+
+  lifecycle {
+    precondition {
+      condition     = length(var.tracking_db_subnet_ids) >= 2
+      error_message = "tracking_db_subnet_ids: name two or more private subnets, in different availability zones."
+    }
+  }
+}
+
+resource "aws_security_group" "tracking" {
+  count       = var.tracking_db_enabled ? 1 : 0
+  name        = "${var.bucket_name}-tracking"
+  description = "PostgreSQL of the MLflow tracking server, reachable from the allowed private ranges only."
+  vpc_id      = var.tracking_db_vpc_id
+
+  lifecycle {
+    precondition {
+      condition     = var.tracking_db_vpc_id != ""
+      error_message = "tracking_db_vpc_id: name the VPC of the tracking database's subnets."
+    }
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "tracking" {
+  for_each          = var.tracking_db_enabled ? toset(var.tracking_db_allowed_cidrs) : toset([])
+  security_group_id = aws_security_group.tracking[0].id
+  description       = "PostgreSQL from ${each.value}"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 5432
+  to_port           = 5432
+}
+
+resource "aws_db_parameter_group" "tracking" {
+  count  = var.tracking_db_enabled ? 1 : 0
+  name   = "${var.bucket_name}-tracking"
+  family = "postgres17"
+
+  # TLS only, and statements that change the schema or take over a second logged.
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+}
+
+resource "aws_iam_role" "tracking_monitoring" {
+  count = var.tracking_db_enabled ? 1 : 0
+  name  = "${var.bucket_name}-tracking-monitoring"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "monitoring.rds.amazonaws.com" }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "tracking_monitoring" {
+  count      = var.tracking_db_enabled ? 1 : 0
+  role       = aws_iam_role.tracking_monitoring[0].name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}
+
+resource "aws_db_instance" "tracking" {
+  count                               = var.tracking_db_enabled ? 1 : 0
+  identifier                          = "${var.bucket_name}-tracking"
+  engine                              = "postgres"
+  engine_version                      = "17"
+  instance_class                      = var.tracking_db_instance_class
+  allocated_storage                   = var.tracking_db_storage_gb
+  max_allocated_storage               = var.tracking_db_storage_gb * 5
+  storage_type                        = "gp3"
+  storage_encrypted                   = true
+  kms_key_id                          = aws_kms_key.artifacts.arn
+  db_name                             = "mlflow"
+  username                            = "mlflow"
+  manage_master_user_password         = true
+  master_user_secret_kms_key_id       = aws_kms_key.artifacts.arn
+  iam_database_authentication_enabled = true
+  parameter_group_name                = aws_db_parameter_group.tracking[0].name
+  db_subnet_group_name                = aws_db_subnet_group.tracking[0].name
+  vpc_security_group_ids              = [aws_security_group.tracking[0].id]
+  publicly_accessible                 = false
+  multi_az                            = true
+  backup_retention_period             = 14
+  copy_tags_to_snapshot               = true
+  deletion_protection                 = true
+  skip_final_snapshot                 = false
+  final_snapshot_identifier           = "${var.bucket_name}-tracking-final"
+  auto_minor_version_upgrade          = true
+  enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]
+  monitoring_interval                 = 60
+  monitoring_role_arn                 = aws_iam_role.tracking_monitoring[0].arn
+  performance_insights_enabled        = true
+  performance_insights_kms_key_id     = aws_kms_key.artifacts.arn
+}
 {%- elif cookiecutter.cloud == 'gcp' -%}
 provider "google" {
   project = var.project_id
@@ -232,6 +345,123 @@ resource "google_compute_instance" "trainer" {
     scopes = ["cloud-platform"]
   }
 }
+
+# --- optional team tracking database (tracking_db_enabled = true) ---------------------------------
+# PostgreSQL for `mlflow server --backend-store-uri` (runs, registry); the bucket above holds the
+# artifacts. A private address in the VPC only (no public IP), TLS only.
+locals {
+  tracking_network = coalesce(var.tracking_db_network, "projects/${var.project_id}/global/networks/default")
+}
+
+resource "google_compute_global_address" "tracking" {
+  count         = var.tracking_db_enabled ? 1 : 0
+  name          = "${var.bucket_name}-tracking"
+  purpose       = "VPC_PEERING"
+  address_type  = "INTERNAL"
+  prefix_length = 20
+  network       = local.tracking_network
+}
+
+resource "google_service_networking_connection" "tracking" {
+  count                   = var.tracking_db_enabled ? 1 : 0
+  network                 = local.tracking_network
+  service                 = "servicenetworking.googleapis.com"
+  reserved_peering_ranges = [google_compute_global_address.tracking[0].name]
+}
+
+resource "google_sql_database_instance" "tracking" {
+  #checkov:skip=CKV_GCP_6:ssl_mode ENCRYPTED_ONLY refuses connections without TLS; client certificates on top would have to be issued to every tracking server.
+  count               = var.tracking_db_enabled ? 1 : 0
+  name                = "${var.bucket_name}-tracking"
+  database_version    = "POSTGRES_18"
+  region              = var.tracking_db_region
+  deletion_protection = true
+  depends_on          = [google_service_networking_connection.tracking]
+
+  settings {
+    tier                        = var.tracking_db_tier
+    availability_type           = "REGIONAL"
+    disk_autoresize             = true
+    deletion_protection_enabled = true
+
+    ip_configuration {
+      ipv4_enabled    = false
+      private_network = local.tracking_network
+      ssl_mode        = "ENCRYPTED_ONLY"
+    }
+
+    backup_configuration {
+      enabled                        = true
+      point_in_time_recovery_enabled = true
+    }
+
+    # Connections, schema changes and errors in Cloud Logging (pgAudit for the roles too).
+    database_flags {
+      name  = "log_checkpoints"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_connections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_disconnections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_duration"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_lock_waits"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_min_messages"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
+      value = "on"
+    }
+    database_flags {
+      name  = "pgaudit.log"
+      value = "ddl,role"
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.tracking_db_password != ""
+      error_message = "tracking_db_password: set it (in terraform.tfvars, which git ignores) to create the tracking database."
+    }
+  }
+}
+
+resource "google_sql_database" "tracking" {
+  count    = var.tracking_db_enabled ? 1 : 0
+  name     = "mlflow"
+  instance = google_sql_database_instance.tracking[0].name
+}
+
+resource "google_sql_user" "tracking" {
+  count    = var.tracking_db_enabled ? 1 : 0
+  name     = "mlflow"
+  instance = google_sql_database_instance.tracking[0].name
+  password = var.tracking_db_password
+}
 {%- else -%}
 provider "azurerm" {
   features {}
@@ -283,9 +513,9 @@ resource "azurerm_storage_container" "artifacts" {
   container_access_type = "private"
 }
 
-# --- optional GPU training VM (gpu_instance_enabled = true) ---------------------------------------
+# --- the virtual network (the GPU VM's and the tracking database's) and the optional GPU VM --------
 resource "azurerm_virtual_network" "ml" {
-  count               = var.gpu_instance_enabled ? 1 : 0
+  count               = var.gpu_instance_enabled || var.tracking_db_enabled ? 1 : 0
   name                = "{{ cookiecutter.project_slug | replace('_', '-') }}-vnet"
   address_space       = ["10.20.0.0/16"]
   location            = azurerm_resource_group.ml.location
@@ -375,5 +605,87 @@ resource "azurerm_role_assignment" "trainer_blob" {
   scope                = azurerm_storage_account.artifacts.id
   role_definition_name = "Storage Blob Data Contributor"
   principal_id         = azurerm_linux_virtual_machine.trainer[0].identity[0].principal_id
+}
+
+# --- optional team tracking database (tracking_db_enabled = true) ---------------------------------
+# PostgreSQL for `mlflow server --backend-store-uri` (runs, registry); the container above holds
+# the artifacts. In a subnet of the virtual network, with a private DNS name and no public access.
+resource "azurerm_subnet" "tracking" {
+  count                = var.tracking_db_enabled ? 1 : 0
+  name                 = "tracking-db"
+  resource_group_name  = azurerm_resource_group.ml.name
+  virtual_network_name = azurerm_virtual_network.ml[0].name
+  address_prefixes     = ["10.20.2.0/24"]
+
+  delegation {
+    name = "postgresql"
+    service_delegation {
+      name    = "Microsoft.DBforPostgreSQL/flexibleServers"
+      actions = ["Microsoft.Network/virtualNetworks/subnets/join/action"]
+    }
+  }
+}
+
+# No inbound rule: Azure's defaults admit the virtual network's own traffic only.
+resource "azurerm_network_security_group" "tracking" {
+  count               = var.tracking_db_enabled ? 1 : 0
+  name                = "{{ cookiecutter.project_slug | replace('_', '-') }}-tracking-nsg"
+  location            = azurerm_resource_group.ml.location
+  resource_group_name = azurerm_resource_group.ml.name
+}
+
+resource "azurerm_subnet_network_security_group_association" "tracking" {
+  count                     = var.tracking_db_enabled ? 1 : 0
+  subnet_id                 = azurerm_subnet.tracking[0].id
+  network_security_group_id = azurerm_network_security_group.tracking[0].id
+}
+
+resource "azurerm_private_dns_zone" "tracking" {
+  count               = var.tracking_db_enabled ? 1 : 0
+  name                = "{{ cookiecutter.project_slug | replace('_', '-') }}-tracking.private.postgres.database.azure.com"
+  resource_group_name = azurerm_resource_group.ml.name
+}
+
+resource "azurerm_private_dns_zone_virtual_network_link" "tracking" {
+  count                 = var.tracking_db_enabled ? 1 : 0
+  name                  = "tracking-db"
+  resource_group_name   = azurerm_resource_group.ml.name
+  private_dns_zone_name = azurerm_private_dns_zone.tracking[0].name
+  virtual_network_id    = azurerm_virtual_network.ml[0].id
+}
+
+resource "azurerm_postgresql_flexible_server" "tracking" {
+  #checkov:skip=CKV2_AZURE_57:VNet integration (a delegated subnet, public access off) gives it a private address only; a private endpoint is the way for a server with public access.
+  count                         = var.tracking_db_enabled ? 1 : 0
+  name                          = "{{ cookiecutter.project_slug | replace('_', '-') }}-tracking"
+  resource_group_name           = azurerm_resource_group.ml.name
+  location                      = azurerm_resource_group.ml.location
+  version                       = "16"
+  sku_name                      = var.tracking_db_sku
+  storage_mb                    = 32768
+  zone                          = "1"
+  delegated_subnet_id           = azurerm_subnet.tracking[0].id
+  private_dns_zone_id           = azurerm_private_dns_zone.tracking[0].id
+  public_network_access_enabled = false
+  backup_retention_days         = 14
+  geo_redundant_backup_enabled  = true
+  administrator_login           = "mlflow"
+  administrator_password        = var.tracking_db_password
+  depends_on                    = [azurerm_private_dns_zone_virtual_network_link.tracking]
+
+  lifecycle {
+    precondition {
+      condition     = var.tracking_db_password != ""
+      error_message = "tracking_db_password: set it (in terraform.tfvars, which git ignores) to create the tracking database."
+    }
+  }
+}
+
+resource "azurerm_postgresql_flexible_server_database" "tracking" {
+  count     = var.tracking_db_enabled ? 1 : 0
+  name      = "mlflow"
+  server_id = azurerm_postgresql_flexible_server.tracking[0].id
+  charset   = "UTF8"
+  collation = "en_US.utf8"
 }
 {%- endif %}

@@ -13,6 +13,16 @@ output "mlflow_artifacts_uri" {
   description = "Artifact root for `mlflow server --artifacts-destination`."
   value       = "s3://${aws_s3_bucket.artifacts.bucket}/mlflow"
 }
+
+output "mlflow_backend_store_uri" {
+  description = "For `mlflow server --backend-store-uri` (tracking_db_enabled): add the password from tracking_db_secret_arn."
+  value       = var.tracking_db_enabled ? "postgresql+psycopg2://mlflow@${aws_db_instance.tracking[0].endpoint}/mlflow?sslmode=require" : null
+}
+
+output "tracking_db_secret_arn" {
+  description = "Secrets Manager secret that holds the tracking database's password (tracking_db_enabled)."
+  value       = var.tracking_db_enabled ? aws_db_instance.tracking[0].master_user_secret[0].secret_arn : null
+}
 {%- elif cookiecutter.cloud == 'gcp' -%}
 output "artifacts_uri" {
   description = "Base URI of the artifacts bucket (DVC remote and MLflow artifact root live under it)."
@@ -27,6 +37,11 @@ output "dvc_remote_url" {
 output "mlflow_artifacts_uri" {
   description = "Artifact root for `mlflow server --artifacts-destination`."
   value       = "gs://${google_storage_bucket.artifacts.name}/mlflow"
+}
+
+output "mlflow_backend_store_uri" {
+  description = "For `mlflow server --backend-store-uri` (tracking_db_enabled): add the password you set."
+  value       = var.tracking_db_enabled ? "postgresql+psycopg2://mlflow@${google_sql_database_instance.tracking[0].private_ip_address}:5432/mlflow?sslmode=require" : null
 }
 {%- else -%}
 output "artifacts_uri" {
@@ -47,5 +62,10 @@ output "dvc_remote_url" {
 output "mlflow_artifacts_uri" {
   description = "Artifact root for `mlflow server --artifacts-destination`."
   value       = "wasbs://${azurerm_storage_container.artifacts.name}@${azurerm_storage_account.artifacts.name}.blob.core.windows.net/mlflow"
+}
+
+output "mlflow_backend_store_uri" {
+  description = "For `mlflow server --backend-store-uri` (tracking_db_enabled): add the password you set."
+  value       = var.tracking_db_enabled ? "postgresql+psycopg2://mlflow@${azurerm_postgresql_flexible_server.tracking[0].fqdn}:5432/mlflow?sslmode=require" : null
 }
 {%- endif %}

@@ -53,6 +53,42 @@ variable "region" {
   type        = string
   default     = "eu-west-1"
 }
+
+variable "tracking_db_enabled" {
+  description = "Create the PostgreSQL database of a team's MLflow tracking server (billed while it exists)."
+  type        = bool
+  default     = false
+}
+
+variable "tracking_db_vpc_id" {
+  description = "VPC of the tracking database (and of the tracking server that connects to it)."
+  type        = string
+  default     = ""
+}
+
+variable "tracking_db_subnet_ids" {
+  description = "Private subnets of the tracking database, in two or more availability zones."
+  type        = list(string)
+  default     = []
+}
+
+variable "tracking_db_allowed_cidrs" {
+  description = "Private address ranges that may connect to the tracking database (the tracking server's)."
+  type        = list(string)
+  default     = []
+}
+
+variable "tracking_db_instance_class" {
+  description = "RDS instance class of the tracking database."
+  type        = string
+  default     = "db.t4g.small"
+}
+
+variable "tracking_db_storage_gb" {
+  description = "Initial storage of the tracking database, in GB (it grows to five times that)."
+  type        = number
+  default     = 20
+}
 {%- elif cookiecutter.cloud == 'gcp' %}
 
 variable "project_id" {
@@ -89,6 +125,37 @@ variable "gpu_image" {
   type        = string
   default     = "debian-cloud/debian-12"
 }
+
+variable "tracking_db_enabled" {
+  description = "Create the PostgreSQL database of a team's MLflow tracking server (billed while it exists)."
+  type        = bool
+  default     = false
+}
+
+variable "tracking_db_network" {
+  description = "VPC network (self link) in which the tracking database gets its private address; empty: the project's default network."
+  type        = string
+  default     = ""
+}
+
+variable "tracking_db_region" {
+  description = "Region of the tracking database."
+  type        = string
+  default     = "europe-west4"
+}
+
+variable "tracking_db_tier" {
+  description = "Cloud SQL machine tier of the tracking database."
+  type        = string
+  default     = "db-custom-1-3840"
+}
+
+variable "tracking_db_password" {
+  description = "Password of the tracking database's mlflow user (terraform.tfvars; it ends up in the state)."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
 {%- else %}
 
 variable "location" {
@@ -107,5 +174,24 @@ variable "admin_ssh_public_key" {
   description = "SSH public key of the training VM's admin user."
   type        = string
   default     = ""
+}
+
+variable "tracking_db_enabled" {
+  description = "Create the PostgreSQL database of a team's MLflow tracking server (billed while it exists)."
+  type        = bool
+  default     = false
+}
+
+variable "tracking_db_sku" {
+  description = "SKU of the tracking database's flexible server."
+  type        = string
+  default     = "GP_Standard_D2ds_v5"
+}
+
+variable "tracking_db_password" {
+  description = "Password of the tracking database's mlflow user (terraform.tfvars; it ends up in the state)."
+  type        = string
+  default     = ""
+  sensitive   = true
 }
 {%- endif %}
