@@ -10,6 +10,7 @@ autoscaler aimed at the Deployment); tests/test_ops_artifacts.py adds checkov's 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -293,13 +294,17 @@ CHECKS = {"skypilot": skypilot_problems, "kubernetes": kubernetes_problems}
 def serve() -> None:
     """One request per stdin line, `KIND<TAB>PATH`, one JSON list of problems per stdout line:
     the test worker keeps this process, so SkyPilot and the Kubernetes client load once."""
+    # The answers get stdout to themselves: whatever the libraries print (SkyPilot logs to
+    # stdout) goes to stderr, or it would be read as an answer.
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     for line in sys.stdin:
         kind, path = line.rstrip("\n").split("\t")
         try:
             problems = CHECKS[kind](Path(path))
         except Exception as error:  # reported as the check's own crash, and the next goes on
             problems = [f"{kind} check crashed: {type(error).__name__}: {error}"]
-        print(json.dumps(problems), flush=True)
+        answers.write(json.dumps(problems) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ its own (its pins clash with validate-pyproject), built once like the shared pro
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -199,6 +200,12 @@ class _DeployChecker:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[str] | None = None
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()  # its loop ends at the end of its input
+            self.process.wait(timeout=30)
 
     def command(self) -> list[str]:
         python = tool_env(DEPLOY_ENV, DEPLOY_PINS) / "python"
@@ -220,9 +227,12 @@ class _DeployChecker:
             answer = self.process.stdout.readline()
         except BrokenPipeError:
             answer = ""
-        if answer:
+        if answer.startswith("["):
             return json.loads(answer)
-        # The process died: the same check on its own, for its error message.
+        # The process died (or wrote something else): the same check on its own, for its
+        # error message, and a new process for the next check.
+        self.process.kill()
+        self.process.wait()
         result = subprocess.run(
             [*self.command(), kind, str(path)], capture_output=True, text=True, check=False
         )
@@ -262,6 +272,7 @@ def checkov_problems(
     problems += [f"checkov cannot parse {path}" for path in results.get("parsing_errors", [])]
     if report.get("summary", {}).get("resource_count", 0) == 0:
         problems.append("checkov found no resources: nothing was scanned")
-    checked = {check["resource"] for check in results.get("passed_checks", [])}
+    outcomes = ("passed_checks", "failed_checks", "skipped_checks")
+    checked = {check["resource"] for outcome in outcomes for check in results.get(outcome, [])}
     problems += [f"checkov did not scan {name}" for name in scanned if name not in checked]
     return problems

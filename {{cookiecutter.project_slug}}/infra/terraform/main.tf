@@ -174,6 +174,10 @@ resource "aws_security_group" "tracking" {
       condition     = var.tracking_db_vpc_id != ""
       error_message = "tracking_db_vpc_id: name the VPC of the tracking database's subnets."
     }
+    precondition {
+      condition     = length(var.tracking_db_allowed_cidrs) > 0
+      error_message = "tracking_db_allowed_cidrs: name the private ranges the tracking server connects from."
+    }
   }
 }
 
@@ -258,6 +262,8 @@ resource "aws_db_instance" "tracking" {
   monitoring_role_arn                 = aws_iam_role.tracking_monitoring[0].arn
   performance_insights_enabled        = true
   performance_insights_kms_key_id     = aws_kms_key.artifacts.arn
+  # RDS checks the monitoring role's permissions when it creates the instance.
+  depends_on = [aws_iam_role_policy_attachment.tracking_monitoring]
 }
 {%- elif cookiecutter.cloud == 'gcp' -%}
 provider "google" {
@@ -379,6 +385,8 @@ resource "google_sql_database_instance" "tracking" {
   depends_on          = [google_service_networking_connection.tracking]
 
   settings {
+    # Enterprise, which takes custom tiers (PostgreSQL 16 and later default to Enterprise Plus).
+    edition                     = "ENTERPRISE"
     tier                        = var.tracking_db_tier
     availability_type           = "REGIONAL"
     disk_autoresize             = true
@@ -663,7 +671,6 @@ resource "azurerm_postgresql_flexible_server" "tracking" {
   version                       = "16"
   sku_name                      = var.tracking_db_sku
   storage_mb                    = 32768
-  zone                          = "1"
   delegated_subnet_id           = azurerm_subnet.tracking[0].id
   private_dns_zone_id           = azurerm_private_dns_zone.tracking[0].id
   public_network_access_enabled = false
