@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
-import threading
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from helpers import (
     pairwise_matrix,
     snapshot_template,
 )
-from project_env import bake_defaults, ensure_project_env, project_requirements
+from project_env import ensure_project_env, project_requirements
 
 # Bakes of the matrix, once per combination and worker process.
 _BAKES: dict[str, tuple[Baked, Baked]] = {}
@@ -38,28 +38,28 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
-def _build_project_env() -> None:
-    """The shared project environment, from a bake of every task: what the `project_bin`
-    fixture would build on first use."""
-    try:
-        _bake_and_install()
-    except Exception:  # the fixture builds it again and reports the failure
-        return
-
-
-def _bake_and_install() -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        ensure_project_env(project_requirements(bake_defaults(Path(scratch))))
+# The controller's build of the shared project environment, while the workers start.
+_BUILDS: list[subprocess.Popen[bytes]] = []
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Under xdist the controller, idle otherwise, builds the project environment while the
-    workers start on the bakes that need none; a test that needs it waits on its lock. Any
-    failure here is left to the fixture, which builds it again and reports it."""
+    """Under xdist the controller, idle otherwise, builds the project environment (what the
+    `project_bin` fixture would build on first use) while the workers start on the bakes that
+    need none; a test that needs it waits on its lock. In a process of its own: cookiecutter
+    changes the working directory while it bakes, and a worker started meanwhile would take the
+    template folder for its own. Its failure is left to the fixture, which reports it."""
     if getattr(session.config.option, "numprocesses", None) and not hasattr(
         session.config, "workerinput"
     ):
-        threading.Thread(target=_build_project_env, daemon=True).start()
+        build = [sys.executable, str(Path(__file__).with_name("project_env.py")), "--build"]
+        _BUILDS.append(
+            subprocess.Popen(build, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for build in _BUILDS:  # not left half-installed by a short run
+        build.wait()
 
 
 # The order workers take test files in: the bakes first (they need no project environment, which

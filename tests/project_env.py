@@ -178,8 +178,18 @@ def lock() -> None:
     print(f"{PINS.relative_to(TEMPLATE_ROOT)}: {len(pinned())} packages")
 
 
+def build() -> None:
+    """The environment the suite's `project_bin` fixture uses, from a bake of every task."""
+    with tempfile.TemporaryDirectory() as scratch:
+        ensure_project_env(project_requirements(bake_defaults(Path(scratch))))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="The suite's project environment.")
     parser.add_argument("--lock", action="store_true", help="make tests/project-env.txt again")
-    if parser.parse_args().lock:
+    parser.add_argument("--build", action="store_true", help="build .cache/project-env")
+    arguments = parser.parse_args()
+    if arguments.lock:
         lock()
+    if arguments.build:
+        build()

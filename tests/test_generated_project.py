@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import TASKS, Baked, free_port, per_task, readme_commands
-from project_env import env_with
+from project_env import TORCH_WHEELS, env_with
 from torch_index import torch_index
 
 # Metrics every task's metrics.json holds.
@@ -276,10 +276,11 @@ def test_readme_tracking_server_section_works(
 
 @pytest.mark.slow
 def test_readme_setup_installs_the_project_from_its_lock(
-    tmp_path: Path, template: Path, cookies, project_bin: Path
+    template: Path, cookies, project_bin: Path
 ) -> None:
     """On a bare project, `make setup` as written writes uv.lock and installs exactly it; a
-    pyproject.toml changed without `make lock` stops it with uv's one line."""
+    pyproject.toml changed without `make lock` stops it with uv's one line. (`project_bin`:
+    its build has put torch's wheel in TORCH_WHEELS, which this test's local index serves.)"""
     result = cookies.bake(template=str(template))
     assert result.exit_code == 0, result.exception
     project = Baked(result.project_path)
@@ -296,7 +297,7 @@ def test_readme_setup_installs_the_project_from_its_lock(
     assert "make setup TORCH_INDEX=https://pypi.org/simple" in said[0]
     assert not (project.path / ".venv").exists()
     # PyTorch's indexes, or where they are unreachable a local one with pip's torch wheel.
-    index = torch_index(tmp_path / "torch-index", str(project_bin / "python"))
+    index = torch_index(TORCH_WHEELS)
     through = [f"TORCH_INDEX={index}"] if index else []
     # Compiling 21,000 files to bytecode (a minute on two busy cores) is not what this checks.
     env = {"UV_COMPILE_BYTECODE": "0"}
