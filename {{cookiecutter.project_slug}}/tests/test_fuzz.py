@@ -92,9 +92,9 @@ def test_64_concurrent_clients_get_answers_and_memory_returns_to_warm(trained) -
     with running_server(MODEL_DIR, serving) as url:
         warm_up = http_load(url, example, requests=128, concurrency=64, time_limit_s=60)
         warm = resident_mb()
-        # As many requests as the warm server answers in about 10 s, from 300 to 1,000: a slow
+        # As many requests as the warm server answers in about 5 s, from 200 to 1,000: a slow
         # model (speech synthesis, ~25 ms an answer here) is loaded as long as a fast one.
-        count = int(min(1000, max(300, 10 * warm_up["requests_per_second"])))
+        count = int(min(1000, max(200, 5 * warm_up["requests_per_second"])))
         run = http_load(url, example, requests=count, concurrency=64, time_limit_s=120)
         after = resident_mb()
     assert run["errors"] == 0 and run["n"] == count, run
