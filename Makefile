@@ -12,24 +12,27 @@ UV_VERSION := 0.13.9
 help: ## List the available commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# The real-data tests speak their audio with espeak-ng: installed with apt-get (as root, or with
-# sudo -n) where it is missing; elsewhere install it yourself, or those tests fail naming it.
+# The real-data tests speak their audio with espeak-ng, and the team tracking server test runs
+# PostgreSQL: both installed with apt-get (as root, or with sudo -n) where missing; elsewhere
+# install them yourself, or those tests fail naming them.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
+APT_PACKAGES := espeak-ng postgresql
 
 # Exactly the versions of uv.lock (--locked: a lock that no longer matches pyproject.toml stops
 # here; `uv lock` updates it). Only the dependencies go in: the template is not a package, and
 # an editable install's .pth import would slow every Python start, the bake hooks' included.
 $(BIN)/.installed: pyproject.toml uv.lock
-	command -v espeak-ng >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 \
-		|| $(SUDO) apt-get install -y -qq espeak-ng >/dev/null \
-		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng >/dev/null; } \
-		|| echo "warning: espeak-ng could not be installed: the real-data tests need it" >&2
+	{ command -v espeak-ng && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 \
+		|| ! command -v apt-get >/dev/null 2>&1 \
+		|| $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES) >/dev/null; } \
+		|| echo "warning: $(APT_PACKAGES) could not be installed: the real-data and team server tests need them" >&2
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --no-install-project
 	touch $@
 
-setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools; install espeak-ng
+setup: $(BIN)/.installed ## Create .venv with cookiecutter, copier and the test tools; install espeak-ng and PostgreSQL
 
 demo: setup ## Bake the default project into demo/, install it, train and try its model
 	rm -rf demo

@@ -8,11 +8,15 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -293,3 +297,32 @@ def set_epochs(project: Baked, epochs: int) -> None:
     """Shorter training for tests about mechanics, not accuracy."""
     changed = with_params(project.text("params.yaml"), {"epochs": epochs})
     (project.path / "params.yaml").write_text(changed, encoding="utf-8")
+
+
+@contextmanager
+def background(
+    command: list[str], cwd: Path, env: Mapping[str, str], health_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A long-running README command, started in its own process group, stopped by its PID."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(health_url, timeout=2):
+                    break
+            except OSError:
+                assert process.poll() is None, f"{command} exited"
+                assert time.monotonic() < deadline, f"{health_url} did not answer"
+                time.sleep(0.5)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)

@@ -6,16 +6,12 @@ import hashlib
 import json
 import os
 import re
-import signal
-import subprocess
-import time
 import tomllib
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import TASKS, Baked, free_port, per_task, readme_commands
+from helpers import TASKS, Baked, background, free_port, per_task, readme_commands
 from project_env import TORCH_WHEELS, env_with
 from torch_index import torch_index
 
@@ -80,33 +76,6 @@ def test_readme_workflow_and_own_checks(
     assert set(metrics) >= METRICS[task]
     assert (project.path / "mlflow.db").is_file()
     assert (project.path / "models" / "model" / "config.json").is_file()
-
-
-@contextmanager
-def background(command: list[str], cwd: Path, env: dict[str, str], health_url: str):
-    """A long-running README command, started in its own process group, stopped by its PID."""
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(health_url, timeout=2):
-                    break
-            except OSError:
-                assert process.poll() is None, f"{command} exited"
-                assert time.monotonic() < deadline, f"{health_url} did not answer"
-                time.sleep(0.5)
-        yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def trained(project: Baked, env: dict[str, str]) -> None:
@@ -213,65 +182,6 @@ def test_readme_serve_section_works(trained_text: tuple[Baked, dict[str, str]]) 
         assert run.returncode == 0, run.stderr
         [prediction] = json.loads(run.stdout)["predictions"]
         assert prediction["label"] in {"negative", "positive"}
-
-
-READ_BACK_RUN = """
-import json, sys
-import mlflow
-client = mlflow.MlflowClient(sys.argv[1])
-experiment = client.get_experiment_by_name(sys.argv[2])
-# The newest run: the project may hold earlier local runs in the same mlflow.db.
-[run] = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"], max_results=1)
-ids = [experiment.experiment_id]
-models = mlflow.search_logged_models(experiment_ids=ids, output_format="list")
-print(json.dumps({
-    "params": run.data.params,
-    "metrics": sorted(run.data.metrics),
-    "tags": run.data.tags,
-    "plots": [
-        item.path
-        for folder in ("plots/train", "plots/evaluate")
-        for item in client.list_artifacts(run.info.run_id, folder)
-    ],
-    "models": sum(model.source_run_id == run.info.run_id for model in models),
-}))
-"""
-
-
-@pytest.mark.slow
-def test_readme_tracking_server_section_works(
-    projects: dict[str, Baked], project_bin: Path, tmp_path: Path
-) -> None:
-    """A real `mlflow server` on 127.0.0.1 from `make mlflow-server`; `train` logs through it over
-    HTTP; the run is read back through the MLflow client. The server is stopped by its PID."""
-    project = projects["image-classification"]
-    env = env_with(project_bin, project.path)
-    port = free_port()
-    server_command, train_command = readme_commands(
-        project.text("README.md"), "Experiment tracking"
-    )
-    assert server_command == "make mlflow-server"
-    uri = f"http://127.0.0.1:{port}"
-    with background(
-        ["make", "mlflow-server", f"MLFLOW_PORT={port}"], project.path, env, f"{uri}/health"
-    ):
-        run = project.run(
-            "bash", "-c", train_command.replace(":5000", f":{port}"), env=env, timeout=900
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        script = tmp_path / "read_back.py"
-        script.write_text(READ_BACK_RUN, encoding="utf-8")
-        read = project.run(
-            str(project_bin / "python"), str(script), uri, project.path.name, env=env
-        )
-        assert read.returncode == 0, read.stderr[-3000:]
-    logged = json.loads(read.stdout)
-    assert logged["params"]["data.source"] == "embedded"
-    assert {"test_accuracy", "val_accuracy", "train_loss"} <= set(logged["metrics"])
-    assert logged["tags"]["lineage.data_hash"]
-    assert "plots/evaluate/confusion_matrix.png" in logged["plots"]
-    assert "plots/train/loss_curve.png" in logged["plots"]
-    assert logged["models"] == 1
 
 
 @pytest.mark.slow

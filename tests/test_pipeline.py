@@ -19,6 +19,9 @@ import json
 import os
 import re
 import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,9 @@ from helpers import (
     GIT_ENV,
     TASKS,
     Baked,
+    background,
     bake_copier,
+    free_port,
     primary_metric,
     readme_commands,
     set_epochs,
@@ -40,6 +45,7 @@ from scale_out import (
     assert_trains_under_torchrun,
     working_copy,
 )
+from team_server import BUCKET, S3_CREDENTIALS, bucket_keys, postgres, s3_server
 
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
 # trains the defaults). The pipeline runs with FIRST, then one param changes to SECOND: enough
@@ -58,10 +64,27 @@ def must(project: Baked, command: str, env: dict[str, str]) -> str:
     return run.stdout + run.stderr
 
 
-READ_TAGS = """
+# A run as the tracking server (MLFLOW_TRACKING_URI) holds it: its params, metrics, tags, plots
+# and how many logged models name it as their source.
+READ_RUN = """
 import json, sys
 import mlflow
-print(json.dumps(mlflow.MlflowClient("sqlite:///mlflow.db").get_run(sys.argv[1]).data.tags))
+client = mlflow.MlflowClient()
+run = client.get_run(sys.argv[1])
+models = mlflow.search_logged_models(
+    experiment_ids=[run.info.experiment_id], output_format="list"
+)
+print(json.dumps({
+    "params": run.data.params,
+    "metrics": sorted(run.data.metrics),
+    "tags": run.data.tags,
+    "plots": [
+        item.path
+        for folder in ("plots/train", "plots/evaluate")
+        for item in client.list_artifacts(run.info.run_id, folder)
+    ],
+    "models": sum(model.source_run_id == run.info.run_id for model in models),
+}))
 """
 
 
@@ -100,7 +123,13 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     assert lineage[0] == "Train the first model" and len(lineage) == 2
 
     if task == VERSIONED:
-        assert_versions_and_refuses_altered_data(project, env, metric, project_bin, tmp_path)
+        # A team's tracking server from here on: runs and registry in PostgreSQL, artifacts in
+        # an S3 bucket, both reached only through the server.
+        with team_tracking_server(project, env) as (team, endpoint):
+            run_id = assert_versions_and_refuses_altered_data(
+                project, team, metric, project_bin, tmp_path
+            )
+            assert_the_team_server_keeps_promotes_and_serves_it(project, team, endpoint, run_id)
 
     # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
     if task != VERSIONED:
@@ -119,6 +148,61 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     assert_resumes_under_torchrun(project, env, scores, nodes=2)
 
 
+@contextmanager
+def team_tracking_server(
+    project: Baked, env: dict[str, str]
+) -> Iterator[tuple[dict[str, str], str]]:
+    """The README's `make mlflow-server` on a real PostgreSQL and moto's S3 server; the
+    environment of a client of it (MLFLOW_TRACKING_URI, and no bucket endpoint or keys: the
+    server holds those) and the bucket's endpoint."""
+    [server, client] = readme_commands(project.text("README.md"), "Experiment tracking")
+    assert server == "make mlflow-server", server
+    assert client == "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 make train", client
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with postgres() as database, s3_server() as endpoint:
+        stores = [
+            f"MLFLOW_PORT={port}",
+            f"MLFLOW_BACKEND_STORE={database}",
+            f"MLFLOW_ARTIFACTS=s3://{BUCKET}/mlflow",
+        ]
+        keys = {**env, **S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+        with background([*server.split(), *stores], project.path, keys, f"{url}/health"):
+            yield {**env, "MLFLOW_TRACKING_URI": url}, endpoint
+
+
+def assert_the_team_server_keeps_promotes_and_serves_it(
+    project: Baked, team: dict[str, str], endpoint: str, run_id: str
+) -> None:
+    """The run is whole on the team server, its files in the bucket; `make promote` registers
+    it there and `make serve` answers from the champion alias, fetched through the server."""
+    read = project.run("python", "-c", READ_RUN, run_id, env=team)
+    assert read.returncode == 0, read.stderr[-3000:]
+    logged = json.loads(read.stdout)
+    assert logged["params"]["data.source"] == "embedded"
+    assert {"test_accuracy", "val_accuracy", "train_loss"} <= set(logged["metrics"])
+    assert "plots/evaluate/confusion_matrix.png" in logged["plots"]
+    assert "plots/train/loss_curve.png" in logged["plots"]
+    assert logged["models"] == 1
+    keys = bucket_keys(endpoint)
+    assert any(run_id in key and key.endswith("loss_curve.png") for key in keys), keys
+    assert any(key.endswith("/MLmodel") for key in keys), keys
+
+    promoted = must(project, f"make promote RUN={run_id}", team)
+    registered = re.search(rf"promoted (\w+) version \d+ \(run {run_id}\) to @champion", promoted)
+    assert registered, promoted
+    name = registered[1]
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/health"
+    serve = ["make", "serve", f"MODEL=models:/{name}@champion", f"PORT={port}"]
+    with (
+        background(serve, project.path, team, health),
+        urllib.request.urlopen(health, timeout=10) as response,
+    ):
+        answer = json.loads(response.read())
+    assert answer["model"] == f"models:/{name}@champion" and answer["run_id"] == run_id, answer
+
+
 def use_local_remote(project: Baked, folder: Path) -> None:
     """Point the DVC remote (the cloud answer's bucket) at a local folder, where DVC keeps one
     machine's own settings: .dvc/config.local, which git ignores."""
@@ -129,8 +213,9 @@ def use_local_remote(project: Baked, folder: Path) -> None:
 
 def assert_versions_and_refuses_altered_data(
     project: Baked, env: dict[str, str], metric: str, project_bin: Path, tmp_path: Path
-) -> None:
-    """The versioning machinery, on a project whose README pipeline section ran."""
+) -> str:
+    """The versioning machinery, on a project whose README pipeline section ran, tracked where
+    `env` says; the id of the run it trains."""
     # One training param changed and committed: prepare is skipped, train and evaluate run.
     set_epochs(project, SECOND_EPOCHS)
     must(project, "git commit -qam 'More epochs'", env)
@@ -139,9 +224,9 @@ def assert_versions_and_refuses_altered_data(
     run_id = mlflow_run_id(changed)
     assert "metrics.json" in must(project, "dvc metrics diff", env)
     # The run names its data as dvc.lock does, and the lock entry of the stage that made it.
-    read = project.run(str(project_bin / "python"), "-c", READ_TAGS, run_id, env=env)
+    read = project.run(str(project_bin / "python"), "-c", READ_RUN, run_id, env=env)
     assert read.returncode == 0, read.stderr[-2000:]
-    tags = json.loads(read.stdout)
+    tags = json.loads(read.stdout)["tags"]
     lock = yaml.safe_load(project.text("dvc.lock"))["stages"]
     [prepared] = [out for out in lock["prepare"]["outs"] if out["path"] == "data/prepared"]
     assert tags["lineage.data_hash"] == prepared["md5"]
@@ -173,8 +258,7 @@ def assert_versions_and_refuses_altered_data(
     clone = working_copy(project, tmp_path / "clone")
     clone_env = {**env, "PYTHONPATH": str(clone.path / "src")}
     # `reproduce` from the clone: an empty DVC cache, so the data comes from the remote.
-    store = f"sqlite:///{project.path / 'mlflow.db'}"
-    reproduced = must(clone, f"MLFLOW_TRACKING_URI={store} make reproduce RUN={run_id}", clone_env)
+    reproduced = must(clone, f"make reproduce RUN={run_id}", clone_env)
     assert "reproduced: every metric matches exactly" in reproduced, reproduced
     assert re.search(rf"^{metric}\s+\S+\s+\S+\s+0$", reproduced, re.M), reproduced
     assert "environment differs" not in reproduced  # the same packages as the run's
@@ -210,3 +294,4 @@ def assert_versions_and_refuses_altered_data(
         ["git", "worktree", "list"], cwd=project.path, capture_output=True, text=True, check=True
     )
     assert listed.stdout.count("\n") == 1
+    return run_id
