@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from helpers import (
     PYCACHE,
     TASKS,
+    TEMPLATE_ROOT,
     Baked,
     bake_copier,
     combination_id,
@@ -38,8 +41,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
-# The controller's build of the shared project environment, while the workers start.
+# The controller's build of the shared project environment, while the workers start, and its
+# output (a failure is reported by the fixture, which builds again; this says what went wrong).
 _BUILDS: list[subprocess.Popen[bytes]] = []
+BUILD_LOG = PYCACHE.parent / "project-env-build.log"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -51,10 +56,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if getattr(session.config.option, "numprocesses", None) and not hasattr(
         session.config, "workerinput"
     ):
+        # Bytecode of earlier runs' temporary projects, which nothing imports again (but that of
+        # this checkout's own environments, where it lies in the temporary folder too).
+        temporary = PYCACHE / Path(tempfile.gettempdir()).relative_to("/")
+        keep = PYCACHE / TEMPLATE_ROOT.relative_to("/")
+        for folder in temporary.glob("*"):
+            if folder not in keep.parents and folder != keep:
+                shutil.rmtree(folder, ignore_errors=True)
         build = [sys.executable, str(Path(__file__).with_name("project_env.py")), "--build"]
-        _BUILDS.append(
-            subprocess.Popen(build, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        )
+        BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
+        with BUILD_LOG.open("w") as log:
+            _BUILDS.append(subprocess.Popen(build, stdout=log, stderr=subprocess.STDOUT))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

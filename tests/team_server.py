@@ -2,8 +2,7 @@
 binaries, which `make setup` installs with apt where it can) and moto's S3 server for the bucket.
 
 PostgreSQL's `initdb` refuses to run as root: as root, the cluster belongs to the `postgres`
-user the Debian package creates, in a folder of its own under /tmp (pytest's temporary folders
-are private to root).
+user the Debian package creates, in a folder of its own directly under /tmp.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +49,50 @@ def _as_cluster_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-@contextmanager
-def postgres() -> Iterator[str]:
-    """A PostgreSQL server with an `mlflow` database; its SQLAlchemy URL (psycopg2)."""
-    programs = postgres_bin()
-    folder = Path(tempfile.mkdtemp(prefix="flywheel-postgres-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    data, port = folder / "data", free_port()
-    try:
-        initdb = [str(programs / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"]
-        subprocess.run(_as_cluster_owner(initdb), check=True, capture_output=True)
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-        start = [str(programs / "pg_ctl"), "-D", str(data), "-o", options, "-w", "start"]
-        subprocess.run(
-            _as_cluster_owner([*start, "-l", str(folder / "log")]), check=True, capture_output=True
+def _run(command: list[str], log: Path | None = None) -> None:
+    """A PostgreSQL program; its failure names the command with its output and the server log."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        server_log = log.read_text(errors="replace") if log and log.is_file() else ""
+        raise RuntimeError(f"{command[0]} failed:\n{done.stdout}{done.stderr}{server_log}")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    url: str  # SQLAlchemy's, for MLflow (psycopg2)
+    port: int
+    programs: Path
+
+    def query(self, sql: str) -> str:
+        """One psql query's unaligned output, on the `mlflow` database."""
+        psql = [str(self.programs / "psql"), "-h", "127.0.0.1", "-p", str(self.port)]
+        done = subprocess.run(
+            [*psql, "-U", "postgres", "-d", "mlflow", "-tAc", sql],
+            capture_output=True,
+            text=True,
+            check=True,
         )
+        return done.stdout.strip()
+
+
+@contextmanager
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server with an empty `mlflow` database, stopped and removed afterwards."""
+    programs = postgres_bin()
+    # /tmp itself: pytest's folders (and a TMPDIR) may be private to root.
+    folder = Path(tempfile.mkdtemp(prefix="flywheel-postgres-", dir="/tmp"))
+    data, port, log = folder / "data", free_port(), folder / "server.log"
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        initdb = [str(programs / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"]
+        _run(_as_cluster_owner(initdb))
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+        start = [str(programs / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log)]
+        _run(_as_cluster_owner([*start, "-w", "start"]), log)
         create = [str(programs / "createdb"), "-h", "127.0.0.1", "-p", str(port)]
-        subprocess.run([*create, "-U", "postgres", "mlflow"], check=True, capture_output=True)
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+        _run([*create, "-U", "postgres", "mlflow"], log)
+        yield Postgres(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow", port, programs)
     finally:
         stop = [str(programs / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
         subprocess.run(_as_cluster_owner(stop), check=False, capture_output=True)

@@ -138,7 +138,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
     if combination["task"] not in {"text-to-speech", "text-generation"}:
         files.add("tests/test_export.py")
     if combination["use_docker"] == "yes":
-        files |= {"Dockerfile", ".dockerignore", "compose.yaml"}
+        files |= {"Dockerfile", ".dockerignore", "compose.yaml", "compose.team.yaml"}
         files |= {
             "deploy/k8s/train-job.yaml",
             "deploy/k8s/train-nodes.yaml",

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from helpers import Baked
 from validators import (
+    COMPOSE_FILES,
     checkov_bin,
     checkov_problems,
     compose_problems,
@@ -166,7 +167,7 @@ def test_dockerfile_passes_hadolint_and_copies_only_what_the_context_holds(
         assert not (project / "Dockerfile").exists()
         return
     assert once("hadolint", project, ["Dockerfile"], lambda: dockerfile_problems(project)) == []
-    assert once("compose", project, ["compose.yaml"], lambda: compose_problems(project)) == []
+    assert once("compose", project, list(COMPOSE_FILES), lambda: compose_problems(project)) == []
     sources = copy_sources(project)
     assert sources, "the Dockerfile copies nothing from the build context"
     for source in sources:

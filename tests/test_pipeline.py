@@ -22,6 +22,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ from scale_out import (
     assert_trains_under_torchrun,
     working_copy,
 )
-from team_server import BUCKET, S3_CREDENTIALS, bucket_keys, postgres, s3_server
+from team_server import BUCKET, S3_CREDENTIALS, Postgres, bucket_keys, postgres, s3_server
 
 # Short runs: the point is versioning and equality, not accuracy (the README Quick start test
 # trains the defaults). The pipeline runs with FIRST, then one param changes to SECOND: enough
@@ -125,11 +126,11 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
     if task == VERSIONED:
         # A team's tracking server from here on: runs and registry in PostgreSQL, artifacts in
         # an S3 bucket, both reached only through the server.
-        with team_tracking_server(project, env) as (team, endpoint):
+        with team_tracking_server(project, env) as (team, stores):
             run_id = assert_versions_and_refuses_altered_data(
                 project, team, metric, project_bin, tmp_path
             )
-            assert_the_team_server_keeps_promotes_and_serves_it(project, team, endpoint, run_id)
+            assert_the_team_server_keeps_promotes_and_serves_it(project, team, stores, run_id)
 
     # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
     if task != VERSIONED:
@@ -151,10 +152,10 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
 @contextmanager
 def team_tracking_server(
     project: Baked, env: dict[str, str]
-) -> Iterator[tuple[dict[str, str], str]]:
+) -> Iterator[tuple[dict[str, str], TeamStores]]:
     """The README's `make mlflow-server` on a real PostgreSQL and moto's S3 server; the
     environment of a client of it (MLFLOW_TRACKING_URI, and no bucket endpoint or keys: the
-    server holds those) and the bucket's endpoint."""
+    server holds those) and the two stores, for the test to look into."""
     [server, client] = readme_commands(project.text("README.md"), "Experiment tracking")
     assert server == "make mlflow-server", server
     assert client == "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 make train", client
@@ -163,19 +164,40 @@ def team_tracking_server(
     with postgres() as database, s3_server() as endpoint:
         stores = [
             f"MLFLOW_PORT={port}",
-            f"MLFLOW_BACKEND_STORE={database}",
-            f"MLFLOW_ARTIFACTS=s3://{BUCKET}/mlflow",
+            f"MLFLOW_BACKEND_STORE_URI={database.url}",
+            f"MLFLOW_ARTIFACTS_DESTINATION=s3://{BUCKET}/mlflow",
         ]
         keys = {**env, **S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
         with background([*server.split(), *stores], project.path, keys, f"{url}/health"):
-            yield {**env, "MLFLOW_TRACKING_URI": url}, endpoint
+            yield {**env, "MLFLOW_TRACKING_URI": url}, TeamStores(database, endpoint)
+
+
+@dataclass(frozen=True)
+class TeamStores:
+    database: Postgres
+    bucket_endpoint: str
 
 
 def assert_the_team_server_keeps_promotes_and_serves_it(
-    project: Baked, team: dict[str, str], endpoint: str, run_id: str
+    project: Baked, team: dict[str, str], stores: TeamStores, run_id: str
 ) -> None:
-    """The run is whole on the team server, its files in the bucket; `make promote` registers
-    it there and `make serve` answers from the champion alias, fetched through the server."""
+    """The run is whole on the team server, in its PostgreSQL and its bucket; `make promote`
+    registers it there and `make serve` answers from the champion alias, fetched through the
+    server."""
+    # In PostgreSQL, not in the project's own mlflow.db (which the pipeline section filled).
+    assert stores.database.query(f"select status from runs where run_uuid = '{run_id}'") == (
+        "FINISHED"
+    )
+    local = project.run(
+        "python",
+        "-c",
+        "import sys, mlflow; mlflow.MlflowClient().get_run(sys.argv[1])",
+        run_id,
+        env={**team, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"},
+    )
+    assert local.returncode != 0 and f"Run with id={run_id} not found" in local.stderr, (
+        local.stderr[-2000:]
+    )
     read = project.run("python", "-c", READ_RUN, run_id, env=team)
     assert read.returncode == 0, read.stderr[-3000:]
     logged = json.loads(read.stdout)
@@ -184,7 +206,7 @@ def assert_the_team_server_keeps_promotes_and_serves_it(
     assert "plots/evaluate/confusion_matrix.png" in logged["plots"]
     assert "plots/train/loss_curve.png" in logged["plots"]
     assert logged["models"] == 1
-    keys = bucket_keys(endpoint)
+    keys = bucket_keys(stores.bucket_endpoint)
     assert any(run_id in key and key.endswith("loss_curve.png") for key in keys), keys
     assert any(key.endswith("/MLmodel") for key in keys), keys
 
@@ -201,6 +223,8 @@ def assert_the_team_server_keeps_promotes_and_serves_it(
     ):
         answer = json.loads(response.read())
     assert answer["model"] == f"models:/{name}@champion" and answer["run_id"] == run_id, answer
+    aliases = "select alias from registered_model_aliases where name = '" + name + "'"
+    assert stores.database.query(aliases) == "champion"
 
 
 def use_local_remote(project: Baked, folder: Path) -> None:

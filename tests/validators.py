@@ -89,13 +89,16 @@ def dockerfile_problems(root: Path) -> list[str]:
     )
 
 
+COMPOSE_FILES = ("compose.yaml", "compose.team.yaml")
+
+
 def compose_problems(root: Path) -> list[str]:
     return _problems(
         [
             str(TOOLS / "check-jsonschema"),
             "--builtin-schema",
             "vendor.compose-spec",
-            "compose.yaml",
+            *COMPOSE_FILES,
         ],
         root,
     )
