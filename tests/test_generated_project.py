@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers import TASKS, Baked, background, free_port, per_task, readme_commands
-from project_env import TORCH_WHEELS, env_with
-from torch_index import torch_index
+from project_env import env_with
+from torch_index import TORCH_WHEELS, torch_index
 
 # Metrics every task's metrics.json holds.
 CLASSIFIER = {"accuracy", "f1_macro"}

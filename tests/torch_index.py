@@ -22,6 +22,8 @@ from pathlib import Path
 # The CPU build on this machine's local wheel store (or TORCH_INDEX_URL); an unpinned torch would
 # pull CUDA wheels. Kept here, not in project_env.py: this file runs on the standard library alone.
 TORCH_PIN = "torch==2.13.0"
+# Where the wheel and its one-package index are kept: `make demo`'s and the suite's.
+TORCH_WHEELS = Path(__file__).resolve().parents[1] / ".cache" / "torch-index"
 PYTORCH_INDEX = "https://download.pytorch.org/whl/cpu/torch/"
 
 
@@ -66,7 +68,7 @@ def torch_index(folder: Path, python: str = sys.executable) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, default=Path(".cache/torch-index"))
+    parser.add_argument("--folder", type=Path, default=TORCH_WHEELS)
     args = parser.parse_args()
     print(torch_index(args.folder.resolve()))
 
