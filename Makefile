@@ -45,7 +45,7 @@ test: setup ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The template folder is Jinja, not Python: the bake tests lint what it renders to.
-LINTED := hooks scripts tests
+LINTED := hooks migrations scripts tests
 
 lint: setup ## ruff, mypy and codespell on the template's own code (hooks, scripts, tests)
 	$(BIN)/ruff check $(LINTED)

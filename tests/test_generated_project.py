@@ -101,9 +101,9 @@ MIN_UNTRAINED_CER = 0.8
 UNTRAINED_SYNTHESIS = """
 import sys
 from pathlib import Path
-from {package}.config import load_params
-from {package}.data import label_names, load_prepared
-from {package}.evaluate import evaluate_model
+from {package}.core.config import load_params
+from {package}.data.prepare import label_names, load_prepared
+from {package}.training.evaluate import evaluate_model
 from {package}.tasks import task
 
 params, splits = load_params(), load_prepared()
@@ -114,7 +114,7 @@ TRANSCRIBE = """
 import csv, json, sys
 from pathlib import Path
 import jiwer
-from {package}.predict import Predictor
+from {package}.serving.predict import Predictor
 
 predictor = Predictor()
 for folder in map(Path, sys.argv[1:]):

@@ -34,7 +34,7 @@ PATTERNS = [
     "/.github",
     "__pycache__",
     "*.py[co]",
-    "/src/*/tasks/audio_classification.py",
+    "/src/*/tasks/audio_classification",
     "/src/*/tasks/*_classification.py",
 ]
 
@@ -64,9 +64,9 @@ def test_exclude_rules_render_from_answers() -> None:
     patterns = flywheel_hooks.exclude_patterns({"cookiecutter": cookiecutter}, config)
     assert "/Dockerfile" in patterns and "/infra" in patterns
     assert "/.github" not in patterns
-    assert "/src/*/tasks/text_classification.py" in patterns
-    assert "/src/*/classification.py" in patterns
-    assert "/src/*/tasks/speech_recognition.py" not in patterns
+    assert "/src/*/tasks/text_classification" in patterns
+    assert "/src/*/tasks/classification.py" in patterns
+    assert "/src/*/tasks/speech_recognition" not in patterns
 
 
 def test_excluded_paths_lists_matches_outermost_only(tmp_path: Path) -> None:

@@ -276,7 +276,7 @@ def test_kubernetes_serving_answers_from_the_registry_champion(
     (container,) = pod["containers"]
     command = container["command"]
     assert command[:2] == ["python", "-m"] and command[3] == "serve"
-    assert (pair[0].path / "src" / command[2] / "serve.py").is_file()
+    assert (pair[0].path / "src" / command[2] / "serving" / "serve.py").is_file()
     # The registered model's name is the project's slug (the baked folder's name).
     assert command[command.index("--model") + 1] == f"models:/{pair[0].path.name}@champion"
     assert command[command.index("--port") + 1] == "8000"
@@ -331,7 +331,8 @@ def test_vllm_serves_under_the_project_servers_name_wherever_it_runs(
         return
     slug = project.path.name
     flags = ["--served-model-name", slug, "--generation-config", "auto"]
-    module = project.text(f"src/{next((project.path / 'src').iterdir()).name}/vllm_server.py")
+    package = next((project.path / "src").iterdir()).name
+    module = project.text(f"src/{package}/tasks/text_generation/vllm_server.py")
     assert all(f'"{flag}"' in module for flag in flags if flag != slug)
     dockerfile = project.text("Dockerfile")
     stage = dockerfile[dockerfile.index(" AS vllm") : dockerfile.index(" AS build")]

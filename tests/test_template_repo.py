@@ -195,3 +195,24 @@ def test_own_lock_matches_pyproject() -> None:
         check=False,
     )
     assert run.returncode == 0, run.stderr
+
+
+def test_every_task_folder_offers_the_same_bake_time_names() -> None:
+    """The shared params.yaml, pyproject.toml and docs/decisions.md read a task's values from its
+    folder's bake.jinja; a name one task lacks would fail only that task's bakes, so all must
+    define the same ones."""
+    package = TEMPLATE_ROOT / TEMPLATE_DIR_NAME / "src" / "{{cookiecutter.package_name}}"
+    defined = {
+        folder.parent.name: set(
+            re.findall(r"\{%-? (?:set|macro) (\w+)", folder.read_text(encoding="utf-8"))
+        )
+        for folder in sorted(package.glob("tasks/*/bake.jinja"))
+    }
+    assert sorted(defined) == sorted(task.replace("-", "_") for task in TASKS)
+    used = set()
+    for shared in ("params.yaml", "pyproject.toml", "docs/decisions.md"):
+        text = (TEMPLATE_ROOT / TEMPLATE_DIR_NAME / shared).read_text(encoding="utf-8")
+        assert "/bake.jinja' as task with context" in text.splitlines()[0], shared
+        used |= set(re.findall(r"\btask\.(\w+)", text))
+    for folder, names in defined.items():
+        assert names == used, (folder, sorted(names ^ used))

@@ -92,7 +92,12 @@ def updated(tmp_path_factory: pytest.TempPathFactory, cookies_session) -> tuple[
 
     release_v0_2_0(template)
     copier.run_update(
-        str(project.path), defaults=True, overwrite=True, quiet=True, conflict="inline"
+        str(project.path),
+        defaults=True,
+        overwrite=True,
+        quiet=True,
+        conflict="inline",
+        unsafe=True,  # the template's migrations (copier asks for --trust)
     )
     return project, git("status", "--porcelain", cwd=project.path)
 
@@ -170,9 +175,10 @@ def test_the_drift_workflow_lists_the_conflict_for_its_pull_request(
     ]
 
 
-# main before the real-data change reshaped params.yaml and the task modules: a project baked
-# from it, whose user only changed values in params.yaml and added files, must update cleanly.
-PREVIOUS_MAIN = "c41139b"
+# main before the package was regrouped by concern and each task given a folder (0.2.0): a project
+# baked from it, whose user changed values in params.yaml, added files and edited the task module,
+# must update cleanly, with the edited module kept and reported.
+PREVIOUS_MAIN = "3ac3fb9"
 VALUE_EDITS = {
     "seed: 42": "seed: 7",
     "  learning_rate: 0.002": "  learning_rate: 0.001",
@@ -188,7 +194,7 @@ def commit_tree(template: Path, tag: str) -> None:
 
 @pytest.mark.slow
 def test_a_project_from_the_previous_main_with_value_edits_updates_cleanly(
-    tmp_path: Path, cookies_session, project_bin: Path
+    tmp_path: Path, cookies_session, project_bin: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     template = tmp_path / "template"
     template.mkdir()
@@ -210,6 +216,9 @@ def test_a_project_from_the_previous_main_with_value_edits_updates_cleanly(
     (project.path / "src" / "value_edits" / "features.py").write_text("FEATURES = 3\n")
     (project.path / "notes").mkdir()
     (project.path / "notes" / "runs.md").write_text("# Our runs\n")
+    old_module = project.path / "src" / "value_edits" / "tasks" / "text_classification.py"
+    with old_module.open("a", encoding="utf-8") as module:
+        module.write("\n\nOUR_TWEAK = 1\n")
     commit_tree(project.path, "user-values")
 
     for name in git("ls-files", cwd=template).splitlines():
@@ -218,9 +227,16 @@ def test_a_project_from_the_previous_main_with_value_edits_updates_cleanly(
         (template / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(TEMPLATE_ROOT / name, template / name)
     commit_tree(template, "v0.2.0")
+    capfd.readouterr()
     copier.run_update(
-        str(project.path), defaults=True, overwrite=True, quiet=True, conflict="inline"
+        str(project.path),
+        defaults=True,
+        overwrite=True,
+        quiet=True,
+        conflict="inline",
+        unsafe=True,
     )
+    reported = [line for line in capfd.readouterr().out.splitlines() if "edited" in line]
 
     changed = git("status", "--porcelain", cwd=project.path)
     assert not list(project.path.rglob("*.rej")), changed
@@ -230,13 +246,31 @@ def test_a_project_from_the_previous_main_with_value_edits_updates_cleanly(
     for new in VALUE_EDITS.values():
         assert new in params
     assert "early_stopping_patience:" in params and "min_margin_over_baseline:" in params
-    assert (project.path / "src" / "value_edits" / "baselines.py").is_file()
+    package = project.path / "src" / "value_edits"
+    assert (package / "training" / "baselines.py").is_file()
+    assert not (package / "baselines.py").exists(), "an unedited module that moved is gone"
+    # The edited task module: kept where it was, named in one line with where the template's is.
+    assert "OUR_TWEAK = 1" in old_module.read_text(encoding="utf-8")
+    assert reported == [
+        "src/value_edits/tasks/text_classification.py: your edited module is kept here; the "
+        "template moved it to src/value_edits/tasks/text_classification/task.py: carry your "
+        "edits over, then delete this file"
+    ]
     assert project.text("src/value_edits/features.py") == "FEATURES = 3\n"
     assert project.text("notes/runs.md") == "# Our runs\n"
     loaded = project.run(
         "python",
         "-c",
-        "from value_edits.config import load_params; print(load_params().seed)",
+        "from value_edits.core.config import load_params; print(load_params().seed)",
         env=env_with(project_bin, project.path),
     )
     assert loaded.returncode == 0 and loaded.stdout.strip() == "7", loaded.stderr
+    # ... and still trains, in the new layout, with the user's values (one epoch: it runs, not
+    # how well; the generated suite judges that).
+    edit(project.path / "params.yaml", "  epochs: 8", "  epochs: 1")
+    for verb in ("prepare", "train"):
+        run = project.run(
+            "python", "-m", "value_edits", verb, env=env_with(project_bin, project.path)
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert (package.parent.parent / "models" / "model").is_dir()

@@ -26,7 +26,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
-from {{ cookiecutter.package_name }}.config import Params, load_params
+from {{ cookiecutter.package_name }}.core.config import Params, load_params
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,9 +69,9 @@ def session_tracking(workspace: Path):
 @pytest.fixture(scope="session")
 def trained(workspace: Path) -> Trained:
     """prepare, train and evaluate on the embedded default, once per session (seconds on a CPU)."""
-    from {{ cookiecutter.package_name }}.data import prepare
-    from {{ cookiecutter.package_name }}.evaluate import evaluate
-    from {{ cookiecutter.package_name }}.train import train
+    from {{ cookiecutter.package_name }}.data.prepare import prepare
+    from {{ cookiecutter.package_name }}.training.evaluate import evaluate
+    from {{ cookiecutter.package_name }}.training.train import train
 
     params = load_params()
     prepare(params)
@@ -174,10 +174,10 @@ def interrupted_run(
     `sync-runs` runs."""
     from typer.testing import CliRunner
 
-    from {{ cookiecutter.package_name }} import tracking
-    from {{ cookiecutter.package_name }}.checkpoints import DEFAULT_DIR, RECORD
     from {{ cookiecutter.package_name }}.cli import app
-    from {{ cookiecutter.package_name }}.train import train
+    from {{ cookiecutter.package_name }}.tracking import runs as tracking
+    from {{ cookiecutter.package_name }}.training.checkpoints import DEFAULT_DIR, RECORD
+    from {{ cookiecutter.package_name }}.training.train import train
 
     project = tmp_path_factory.mktemp("interrupted")
     (project / "data").symlink_to(trained.workspace / "data")

@@ -3,7 +3,7 @@
 import numpy as np
 from datasets import Dataset
 
-from {{ cookiecutter.package_name }}.audio import encode_wav, hub_waveforms
+from {{ cookiecutter.package_name }}.tasks.audio import encode_wav, hub_waveforms
 
 
 def test_hub_audio_columns_become_waveforms() -> None:

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.data import load_prepared, prepare
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared, prepare
 
 
 def test_a_local_audio_folder_is_loaded_and_resampled(tmp_path: Path) -> None:

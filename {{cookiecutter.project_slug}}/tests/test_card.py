@@ -4,12 +4,12 @@ import mlflow
 import pytest
 from huggingface_hub import ModelCard
 
-from {{ cookiecutter.package_name }}.card import USER_SECTIONS, write_card
 from {{ cookiecutter.package_name }}.cli import entry_point
-from {{ cookiecutter.package_name }}.config import MODEL_DIR
-from {{ cookiecutter.package_name }}.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
+from {{ cookiecutter.package_name }}.lifecycle.card import USER_SECTIONS, write_card
 from {{ cookiecutter.package_name }}.tasks import task
-from {{ cookiecutter.package_name }}.tracking import trained_run_id
+from {{ cookiecutter.package_name }}.tracking.runs import trained_run_id
 
 
 def test_the_card_holds_the_run_and_keeps_what_people_wrote(trained, tmp_path) -> None:

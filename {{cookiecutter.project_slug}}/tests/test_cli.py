@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }} import __version__
 from {{ cookiecutter.package_name }}.cli import app, entry_point
-from {{ cookiecutter.package_name }}.config import PARAMS_FILE
+from {{ cookiecutter.package_name }}.core.paths import PARAMS_FILE
 from {{ cookiecutter.package_name }}.tasks import task
 
 runner = CliRunner()
@@ -142,7 +142,7 @@ def test_predict_before_training_says_what_to_do(tmp_path) -> None:
 def test_train_before_prepare_says_what_to_do(tmp_path, monkeypatch) -> None:
     import shutil
 
-    from {{ cookiecutter.package_name }}.config import PARAMS_FILE
+    from {{ cookiecutter.package_name }}.core.paths import PARAMS_FILE
 
     shutil.copy(PARAMS_FILE, tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
@@ -159,8 +159,8 @@ def test_a_global_batch_that_does_not_split_over_the_processes_is_one_line(
 ) -> None:
     """`train.batch_size` is the global batch: under torchrun each process takes its share, and
     a batch the processes cannot share evenly stops `train` before it writes anything."""
-    from {{ cookiecutter.package_name }}.config import load_params
-    from {{ cookiecutter.package_name }}.device import per_process_batch
+    from {{ cookiecutter.package_name }}.core.config import load_params
+    from {{ cookiecutter.package_name }}.training.device import per_process_batch
 
     batch = load_params().train.batch_size
     assert per_process_batch(batch, 1) == batch and per_process_batch(2 * batch, 2) == batch
@@ -209,8 +209,9 @@ def test_reproduce_without_a_tracking_store_creates_none(tmp_path, monkeypatch) 
 def test_reproduce_names_how_this_environment_differs_from_the_run(trained, monkeypatch) -> None:
     """The run's own `environment.txt` against the packages installed now: nothing when they
     are the same; one line naming what changed, what was added and what is missing when not."""
-    from {{ cookiecutter.package_name }} import environment, tracking
-    from {{ cookiecutter.package_name }}.reproduce import environment_difference
+    from {{ cookiecutter.package_name }}.lifecycle.reproduce import environment_difference
+    from {{ cookiecutter.package_name }}.tracking import environment
+    from {{ cookiecutter.package_name }}.tracking import runs as tracking
 
     run = tracking.get_run(trained.result.run_id)
     assert environment_difference(run) is None
@@ -228,7 +229,7 @@ def test_reproduce_names_how_this_environment_differs_from_the_run(trained, monk
 
 
 def test_predict_prints_one_json_line_per_input(trained) -> None:
-    from {{ cookiecutter.package_name }}.config import EXAMPLES_DIR
+    from {{ cookiecutter.package_name }}.core.paths import EXAMPLES_DIR
 
     if task.INPUT_KIND == "text":
         inputs = ["honestly the staff is really wonderful", "the food was not great"]
@@ -244,7 +245,7 @@ def test_predict_prints_one_json_line_per_input(trained) -> None:
 def test_an_unreachable_tracking_server_stops_train_with_one_line(trained, monkeypatch) -> None:
     import socket
 
-    from {{ cookiecutter.package_name }}.config import MODEL_DIR
+    from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -315,7 +316,7 @@ def test_predict_names_an_input_it_cannot_read(trained, tmp_path) -> None:
 
 
 def test_a_second_run_stops_at_once_and_names_the_first(tmp_path, monkeypatch) -> None:
-    from {{ cookiecutter.package_name }}.runlock import exclusive
+    from {{ cookiecutter.package_name }}.core.runlock import exclusive
 
     monkeypatch.chdir(tmp_path)
     with exclusive("train"):
@@ -330,9 +331,9 @@ def test_a_second_run_stops_at_once_and_names_the_first(tmp_path, monkeypatch) -
 
 
 def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, monkeypatch) -> None:
-    from {{ cookiecutter.package_name }}.config import LOCK_FILE
-    from {{ cookiecutter.package_name }}.errors import FlywheelError
-    from {{ cookiecutter.package_name }}.runlock import exclusive
+    from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+    from {{ cookiecutter.package_name }}.core.paths import LOCK_FILE
+    from {{ cookiecutter.package_name }}.core.runlock import exclusive
 
     monkeypatch.chdir(tmp_path)
     with subprocess.Popen(
@@ -360,7 +361,7 @@ time.sleep(600)
 
 @pytest.mark.parametrize("damage", ["missing", "altered"])
 def test_a_damaged_model_folder_is_refused_in_one_line(trained, tmp_path, damage) -> None:
-    from {{ cookiecutter.package_name }}.config import EXAMPLES_DIR, METRICS_FILE, MODEL_DIR
+    from {{ cookiecutter.package_name }}.core.paths import EXAMPLES_DIR, METRICS_FILE, MODEL_DIR
 
     model = tmp_path / "model"
     shutil.copytree(MODEL_DIR, model)

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
 from {{ cookiecutter.package_name }}.tasks import task
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -10,12 +10,13 @@ from typer.testing import CliRunner
 
 from answers import same_prediction
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, ONNX_DIR, ServeParams
-from {{ cookiecutter.package_name }}.data import load_prepared
-from {{ cookiecutter.package_name }}.errors import FlywheelError
-from {{ cookiecutter.package_name }}.export import ONNX_FILE, SOURCE_FILE
-from {{ cookiecutter.package_name }}.predict import Predictor
-from {{ cookiecutter.package_name }}.serve import create_app
+from {{ cookiecutter.package_name }}.core.config import ServeParams
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR, ONNX_DIR
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared
+from {{ cookiecutter.package_name }}.serving.export import ONNX_FILE, SOURCE_FILE
+from {{ cookiecutter.package_name }}.serving.predict import Predictor
+from {{ cookiecutter.package_name }}.serving.serve import create_app
 from {{ cookiecutter.package_name }}.tasks import task
 
 # The same float32 arithmetic in another order: the outputs differ at rounding level only.

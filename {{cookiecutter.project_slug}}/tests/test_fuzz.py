@@ -10,9 +10,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from {{ cookiecutter.package_name }}.bench import http_load, running_server
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, ServeParams
-from {{ cookiecutter.package_name }}.data import load_prepared
+from {{ cookiecutter.package_name }}.core.config import ServeParams
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared
+from {{ cookiecutter.package_name }}.serving.bench import http_load, running_server
 from {{ cookiecutter.package_name }}.tasks import task
 from media_files import FILES
 

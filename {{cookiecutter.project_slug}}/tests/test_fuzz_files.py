@@ -14,10 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, load_params
-from {{ cookiecutter.package_name }}.data import prepare
-from {{ cookiecutter.package_name }}.errors import FlywheelError
-from {{ cookiecutter.package_name }}.predict import Predictor, read_inputs
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
+from {{ cookiecutter.package_name }}.data.prepare import prepare
+from {{ cookiecutter.package_name }}.serving.predict import Predictor, read_inputs
 from {{ cookiecutter.package_name }}.tasks import task
 from media_files import FILES
 
@@ -112,7 +113,7 @@ def write_source(folder: Path, size: int) -> tuple[Path, list[Path], int]:
 
 
 def wav(samples) -> bytes:
-    from {{ cookiecutter.package_name }}.audio import encode_wav  # the audio tasks' module
+    from {{ cookiecutter.package_name }}.tasks.audio import encode_wav  # the audio tasks' module
 
     return encode_wav(np.asarray(samples, dtype=np.float32))
 

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from {{ cookiecutter.package_name }}.baselines import shortfall
-from {{ cookiecutter.package_name }}.bench import bench, percentiles
-from {{ cookiecutter.package_name }}.errors import FlywheelError
-from {{ cookiecutter.package_name }}.gate import gate
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+from {{ cookiecutter.package_name }}.lifecycle.gate import gate
+from {{ cookiecutter.package_name }}.serving.bench import bench, percentiles
 from {{ cookiecutter.package_name }}.tasks import task
+from {{ cookiecutter.package_name }}.training.baselines import shortfall
 
 MEASURED = {
     "device": "cpu",

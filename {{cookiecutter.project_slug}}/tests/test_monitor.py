@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }}.bench import http_request, running_server
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, MONITOR_DIR
-from {{ cookiecutter.package_name }}.data import load_prepared
-from {{ cookiecutter.package_name }}.monitor import DRIFT_FILE, DRIFT_PLOT, _rotate
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR, MONITOR_DIR
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared
+from {{ cookiecutter.package_name }}.lifecycle.monitor import DRIFT_FILE, DRIFT_PLOT, _rotate
+from {{ cookiecutter.package_name }}.serving.bench import http_request, running_server
 from {{ cookiecutter.package_name }}.tasks import task
 
 # The feature each kind of shifted traffic must move (others may move too).
@@ -44,7 +44,7 @@ def _shifted(raw):
         buffer = io.BytesIO()
         washed.save(buffer, format="PNG")
         return buffer.getvalue()
-    from {{ cookiecutter.package_name }}.audio import encode_wav
+    from {{ cookiecutter.package_name }}.tasks.audio import encode_wav
 
     return encode_wav(np.asarray(task.decode_input(raw)) * 0.03)
 

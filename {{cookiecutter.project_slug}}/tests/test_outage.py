@@ -6,13 +6,13 @@ import mlflow
 import pandas as pd
 from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }}.checksums import verify
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MODEL_DIR
-from {{ cookiecutter.package_name }}.data import load_prepared
-from {{ cookiecutter.package_name }}.offline import OFFLINE_DB
-from {{ cookiecutter.package_name }}.predict import to_model_input
+from {{ cookiecutter.package_name }}.core.checksums import verify
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared
+from {{ cookiecutter.package_name }}.serving.predict import to_model_input
 from {{ cookiecutter.package_name }}.tasks import task
+from {{ cookiecutter.package_name }}.tracking.offline import OFFLINE_DB
 
 
 def test_the_training_outlives_the_server_and_says_where_the_run_went(interrupted_run) -> None:

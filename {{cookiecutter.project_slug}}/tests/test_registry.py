@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.data import load_prepared
-from {{ cookiecutter.package_name }}.registry import CHAMPION, MODEL_NAME, improvement, model_folder
-from {{ cookiecutter.package_name }}.serve import create_app
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared
+from {{ cookiecutter.package_name }}.lifecycle.registry import CHAMPION, MODEL_NAME, improvement, model_folder
+from {{ cookiecutter.package_name }}.serving.serve import create_app
 from {{ cookiecutter.package_name }}.tasks import task
-from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.training.train import train
 
 CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION}"
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from {{ cookiecutter.package_name }}.checkpoints import DEFAULT_DIR, DIR_VARIABLE, _steps, to_resume
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, load_params
-from {{ cookiecutter.package_name }}.data import data_hash
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
+from {{ cookiecutter.package_name }}.data.prepare import data_hash
 from {{ cookiecutter.package_name }}.tasks import task
+from {{ cookiecutter.package_name }}.training.checkpoints import DEFAULT_DIR, DIR_VARIABLE, _steps, to_resume
 
 
 def _weights(model_dir: Path) -> dict:

@@ -9,10 +9,11 @@ import torch
 from fastapi.testclient import TestClient
 
 from answers import same_prediction
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, ServeParams
-from {{ cookiecutter.package_name }}.data import load_prepared
-from {{ cookiecutter.package_name }}.predict import Predictor
-from {{ cookiecutter.package_name }}.serve import create_app
+from {{ cookiecutter.package_name }}.core.config import ServeParams
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared
+from {{ cookiecutter.package_name }}.serving.predict import Predictor
+from {{ cookiecutter.package_name }}.serving.serve import create_app
 from {{ cookiecutter.package_name }}.tasks import task
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.data import load_prepared, prepare
-from {{ cookiecutter.package_name }}.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared, prepare
 
 
 def test_a_local_folder_with_metadata_is_loaded(tmp_path: Path) -> None:

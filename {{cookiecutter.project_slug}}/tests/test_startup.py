@@ -8,8 +8,9 @@ import sqlite3
 
 import pytest
 
-from {{ cookiecutter.package_name }} import gc_pause, tracking
 from {{ cookiecutter.package_name }}.cli import entry_point
+from {{ cookiecutter.package_name }}.core import gc_pause
+from {{ cookiecutter.package_name }}.tracking import runs as tracking
 
 
 @pytest.fixture

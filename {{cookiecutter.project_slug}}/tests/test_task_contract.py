@@ -2,7 +2,7 @@
 
 import inspect
 
-from {{ cookiecutter.package_name }}.schema import Judging, Section
+from {{ cookiecutter.package_name }}.core.schema import Judging, Section
 from {{ cookiecutter.package_name }}.tasks import task
 from {{ cookiecutter.package_name }}.tasks.contract import Task
 

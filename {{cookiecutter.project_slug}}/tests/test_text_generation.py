@@ -12,27 +12,22 @@ import yaml
 from openai import OpenAI
 from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }}.bench import running_server
-from {{ cookiecutter.package_name }}.checksums import verify
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import (
-    CHECKPOINT_DIR,
-    EVALUATE_PLOTS_DIR,
-    MODEL_DIR,
-    MONITOR_DIR,
-    load_params,
-)
-from {{ cookiecutter.package_name }}.data import load_prepared, prepare
-from {{ cookiecutter.package_name }}.errors import FlywheelError
-from {{ cookiecutter.package_name }}.monitor import DRIFT_FILE, monitor
-from {{ cookiecutter.package_name }}.openai_api import MODEL_NAME
-from {{ cookiecutter.package_name }}.predict import Predictor
-from {{ cookiecutter.package_name }}.tasks.text_generation import (
+from {{ cookiecutter.package_name }}.core.checksums import verify
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.paths import CHECKPOINT_DIR, EVALUATE_PLOTS_DIR, MODEL_DIR, MONITOR_DIR
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared, prepare
+from {{ cookiecutter.package_name }}.lifecycle.monitor import DRIFT_FILE, monitor
+from {{ cookiecutter.package_name }}.serving.bench import running_server
+from {{ cookiecutter.package_name }}.serving.predict import Predictor
+from {{ cookiecutter.package_name }}.tasks.text_generation.openai_api import MODEL_NAME
+from {{ cookiecutter.package_name }}.tasks.text_generation.task import (
     conversation,
     generate,
     token_f1,
 )
-from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.training.train import train
 
 
 def _prepared(tmp_path: Path, source: Path, **data):
@@ -306,7 +301,7 @@ def test_lora_fine_tunes_a_pretrained_checkpoint_by_config(trained, tmp_path, mo
 
 
 def test_a_lora_target_the_model_lacks_is_named(trained, tmp_path) -> None:
-    from {{ cookiecutter.package_name }}.tasks.text_generation import build
+    from {{ cookiecutter.package_name }}.tasks.text_generation.task import build
 
     checkpoint = tmp_path / "checkpoint"
     shutil.copytree(MODEL_DIR, checkpoint)
@@ -359,7 +354,7 @@ def test_export_writes_the_checkpoint_vllm_loads_and_it_answers_as_trained(
 
 
 def test_onnx_is_refused_in_one_line_that_says_why(trained) -> None:
-    from {{ cookiecutter.package_name }}.export import require_exportable
+    from {{ cookiecutter.package_name }}.serving.export import require_exportable
 
     with pytest.raises(FlywheelError, match="not exported to ONNX: generation is a loop") as error:
         require_exportable()
@@ -379,7 +374,7 @@ def test_serve_engine_vllm_runs_vllms_server_on_the_current_export(
 ) -> None:
     """vLLM itself needs CUDA, so its command stands in here: `serve` replaces itself with
     `vllm serve` on the export, under this server's model name, once the export is current."""
-    from {{ cookiecutter.package_name }} import vllm_server
+    from {{ cookiecutter.package_name }}.tasks.text_generation import vllm_server
 
     tools = tmp_path / "bin"
     tools.mkdir()

@@ -12,16 +12,17 @@ import soundfile
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MODEL_DIR, ONNX_DIR, PREPARED_DIR, load_params
-from {{ cookiecutter.package_name }}.data import load_prepared, prepare
-from {{ cookiecutter.package_name }}.errors import FlywheelError
-from {{ cookiecutter.package_name }}.predict import Predictor
-from {{ cookiecutter.package_name }}.synthesis import even_alignment, monotonic_alignment
-from {{ cookiecutter.package_name }}.tasks.text_to_speech import (
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR, ONNX_DIR, PREPARED_DIR
+from {{ cookiecutter.package_name }}.data.prepare import load_prepared, prepare
+from {{ cookiecutter.package_name }}.serving.predict import Predictor
+from {{ cookiecutter.package_name }}.tasks.text_to_speech.synthesis import even_alignment, monotonic_alignment
+from {{ cookiecutter.package_name }}.tasks.text_to_speech.task import (
     MAX_CHARACTERS,
     mel_cepstral_distortion,
 )
-from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.training.train import train
 
 
 def test_a_local_folder_with_metadata_is_loaded(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_even_alignment_shares_every_frame_out() -> None:
 def test_a_text_too_long_to_speak_at_once_is_refused_in_one_line(trained) -> None:
     from fastapi.testclient import TestClient
 
-    from {{ cookiecutter.package_name }}.serve import create_app
+    from {{ cookiecutter.package_name }}.serving.serve import create_app
 
     too_long = "mas kilo " * (MAX_CHARACTERS // 9 + 1)
     with TestClient(create_app(MODEL_DIR)) as client:
@@ -95,7 +96,7 @@ def test_characters_without_a_sound_are_skipped_and_named_and_none_else_is_refus
     so, and refuse a text of nothing else, in one line."""
     from fastapi.testclient import TestClient
 
-    from {{ cookiecutter.package_name }}.serve import create_app
+    from {{ cookiecutter.package_name }}.serving.serve import create_app
 
     result = CliRunner().invoke(app, ["predict", "mas 42 kilo¶", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -137,7 +138,7 @@ def test_predict_writes_wav_files_and_prints_their_durations(trained, tmp_path) 
 
 def test_synthesized_speech_has_the_sounds_of_its_letters(trained) -> None:
     """The toy language's letters are tone pairs: the speech for a letter carries its tones."""
-    from {{ cookiecutter.package_name }}.toy_speech import LETTER_TONES
+    from {{ cookiecutter.package_name }}.tasks.toy_speech import LETTER_TONES
 
     for letter in ("o", "s"):
         [answer] = Predictor(MODEL_DIR).predict([letter])
@@ -241,7 +242,7 @@ def test_a_speecht5_checkpoint_with_vocoder_and_speaker_trains_and_speaks(
 
 
 def test_a_speaker_embedding_of_the_wrong_size_is_named(trained, tmp_path) -> None:
-    from {{ cookiecutter.package_name }}.data import build_model
+    from {{ cookiecutter.package_name }}.data.prepare import build_model
 
     checkpoint = _speecht5_checkpoint(tmp_path, list(load_prepared()["train"]["input"]))
     np.save(tmp_path / "speaker.npy", np.zeros(512, dtype=np.float32))
@@ -254,7 +255,7 @@ def test_a_speaker_embedding_of_the_wrong_size_is_named(trained, tmp_path) -> No
 def test_a_checkpoint_of_another_architecture_is_named(trained, tmp_path) -> None:
     from transformers import BertConfig, BertModel
 
-    from {{ cookiecutter.package_name }}.data import build_model
+    from {{ cookiecutter.package_name }}.data.prepare import build_model
 
     BertModel(
         BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1)

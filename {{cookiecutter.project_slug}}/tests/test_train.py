@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -9,22 +10,23 @@ import pytest
 import torch
 
 from answers import same_prediction
-from {{ cookiecutter.package_name }} import environment, tracking
-from {{ cookiecutter.package_name }}.baselines import margin, shortfall
-from {{ cookiecutter.package_name }}.checksums import file_md5
-from {{ cookiecutter.package_name }}.config import (
+from {{ cookiecutter.package_name }}.core.checksums import file_md5
+from {{ cookiecutter.package_name }}.core.paths import (
     EVALUATE_PLOTS_DIR,
     METRICS_FILE,
     MODEL_DIR,
     PREPARED_DIR,
     TRAIN_PLOTS_DIR,
 )
-from {{ cookiecutter.package_name }}.data import label_names, load_prepared
-from {{ cookiecutter.package_name }}.evaluate import evaluate_model
-from {{ cookiecutter.package_name }}.predict import Predictor, to_model_input
-from {{ cookiecutter.package_name }}.project import TASK
+from {{ cookiecutter.package_name }}.core.project import TASK
+from {{ cookiecutter.package_name }}.data.prepare import label_names, load_prepared
+from {{ cookiecutter.package_name }}.serving.predict import Predictor, to_model_input
 from {{ cookiecutter.package_name }}.tasks import task
-from {{ cookiecutter.package_name }}.train import train
+from {{ cookiecutter.package_name }}.tracking import environment
+from {{ cookiecutter.package_name }}.tracking import runs as tracking
+from {{ cookiecutter.package_name }}.training.baselines import margin, shortfall
+from {{ cookiecutter.package_name }}.training.evaluate import evaluate_model
+from {{ cookiecutter.package_name }}.training.train import train
 
 # Training must close at least this share of the untrained model's distance to a perfect score on
 # the held-out test split (accuracy from chance, an error rate from about 1).
@@ -153,6 +155,10 @@ def test_the_saved_and_logged_models_predict_as_in_memory(trained) -> None:
     [record] = from_mlflow.to_dict("records")
     assert same_prediction(record, in_memory[0]), (record, in_memory)
     assert logged.metadata.signature is not None
+    # The logged model carries the whole package, so it loads where the project is not installed.
+    code = Path(mlflow.artifacts.download_artifacts(trained.result.model_uri)) / "code"
+    assert {path.name for path in code.iterdir()} == {"{{ cookiecutter.package_name }}"}
+    assert (code / "{{ cookiecutter.package_name }}" / "serving" / "predict.py").is_file()
 
 
 def test_a_local_pretrained_checkpoint_is_loaded(trained, tmp_path, monkeypatch) -> None:
@@ -183,8 +189,8 @@ GLOO_LOST_PEER = (
 def test_a_lost_peer_ends_a_distributed_run_in_one_line(monkeypatch) -> None:
     """What gloo raises on the processes still running when another process of a torchrun job
     stops (tests/scale_out.py in the template kills a whole machine's agent for real)."""
-    from {{ cookiecutter.package_name }}.device import one_line_when_a_peer_stops
-    from {{ cookiecutter.package_name }}.errors import FlywheelError
+    from {{ cookiecutter.package_name }}.core.errors import FlywheelError
+    from {{ cookiecutter.package_name }}.training.device import one_line_when_a_peer_stops
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(FlywheelError) as lost, one_line_when_a_peer_stops():

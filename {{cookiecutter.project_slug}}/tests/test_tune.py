@@ -8,9 +8,10 @@ import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import BEST_PARAMS_FILE, TUNE_DIR, load_params
-from {{ cookiecutter.package_name }}.tracking import EXPERIMENT
-from {{ cookiecutter.package_name }}.tune import STUDY_FILE, best_params_text
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.paths import BEST_PARAMS_FILE, TUNE_DIR
+from {{ cookiecutter.package_name }}.tracking.runs import EXPERIMENT
+from {{ cookiecutter.package_name }}.training.tune import STUDY_FILE, best_params_text
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
-from . import __version__, gc_pause, tracking
-from .errors import FlywheelError
-from .paths import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
-from .project import MODALITY, TASK
+from . import __version__
+from .core import gc_pause
+from .core.errors import FlywheelError
+from .core.paths import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
+from .core.project import MODALITY, TASK
 from .tasks import task
+from .tracking import runs as tracking
 
 app = typer.Typer(
     help="{{ cookiecutter.project_slug }}: {{ cookiecutter.__modality }} {{ cookiecutter.task }}.",
@@ -48,7 +50,7 @@ def one_at_a_time(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .runlock import exclusive
+        from .core.runlock import exclusive
 
         with exclusive(command.__name__):
             return command(*args, **kwargs)
@@ -71,7 +73,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def warn_below_baseline(metrics: dict[str, Any]) -> None:
-    from .baselines import shortfall
+    from .training.baselines import shortfall
 
     warning = shortfall(metrics)
     if warning:
@@ -97,13 +99,13 @@ def info() -> None:
 @one_at_a_time
 def prepare(params: ParamsOption = PARAMS_FILE) -> None:
     """Load the data named in params.yaml, split it, and save it under data/prepared."""
-    from .config import load_params
+    from .core.config import load_params
 
     _prepare(load_params(params))
 
 
 def _prepare(params: Any) -> None:
-    from .data import prepare as prepare_data
+    from .data.prepare import prepare as prepare_data
 
     sizes = prepare_data(params)
     typer.echo("prepared " + ", ".join(f"{name}: {size}" for name, size in sizes.items()))
@@ -123,10 +125,10 @@ def train(
     ] = False,
 ) -> None:
     """Train on the prepared data; save the model; log the run to MLflow."""
-    from .config import load_params
-    from .data import require_prepared
-    from .device import per_process_batch, world_size
-    from .train import train as train_model
+    from .core.config import load_params
+    from .data.prepare import require_prepared
+    from .training.device import per_process_batch, world_size
+    from .training.train import train as train_model
 
     config = load_params(params)
     per_process_batch(config.train.batch_size, world_size())  # before `--prepare` writes data
@@ -146,8 +148,8 @@ def train(
 @one_at_a_time
 def evaluate(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_DIR) -> None:
     """Score the trained model on the test split; write metrics.json and plots/."""
-    from .config import load_params
-    from .evaluate import evaluate as evaluate_model
+    from .core.config import load_params
+    from .training.evaluate import evaluate as evaluate_model
 
     metrics = evaluate_model(load_params(params), model_dir)
     typer.echo(json.dumps(metrics, indent=2))
@@ -166,8 +168,8 @@ def predict(
 ) -> None:
     """Predict with the trained model; print one JSON line per input (speech: the WAV file
     written to --out-dir and its duration)."""
-    from .predict import Predictor, read_inputs
-    from .registry import model_folder
+    from .lifecycle.registry import model_folder
+    from .serving.predict import Predictor, read_inputs
 
     with model_folder(model) as model_dir:
         predictions = Predictor(model_dir).predict(read_inputs(inputs))
@@ -209,13 +211,13 @@ def serve(
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Serve the trained model over HTTP (FastAPI): GET /health, POST /predict."""
-    from .config import load_params
-    from .serve import run
+    from .core.config import load_params
+    from .serving.serve import run
 
     settings = load_params(params)
     require_free_port(host, port)  # before seconds of loading, not after
     if settings.serve.engine == "vllm":  # text generation only (config.py says so otherwise)
-        from .vllm_server import run as run_vllm
+        from .tasks.text_generation.vllm_server import run as run_vllm
 
         run_vllm(host, port, model)  # replaces this process with vLLM's
         return
@@ -228,10 +230,10 @@ def monitor(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_D
     """Compare the traffic `serve` recorded (monitoring/) with the training split; write
     monitoring/drift.json and drift.png; exit 1 when a feature drifted beyond params.yaml's
     thresholds."""
-    from .config import load_params
-    from .monitor import DRIFT_FILE, DRIFT_PLOT
-    from .monitor import monitor as check_drift
-    from .paths import MONITOR_DIR
+    from .core.config import load_params
+    from .core.paths import MONITOR_DIR
+    from .lifecycle.monitor import DRIFT_FILE, DRIFT_PLOT
+    from .lifecycle.monitor import monitor as check_drift
 
     shifts = check_drift(load_params(params), model_dir)
     spent = json.loads((MONITOR_DIR / DRIFT_FILE).read_text(encoding="utf-8"))["usage"]
@@ -266,8 +268,8 @@ def monitor(params: ParamsOption = PARAMS_FILE, model_dir: ModelOption = MODEL_D
 @friendly_errors
 def card(run: RunOption = None, model_dir: ModelOption = MODEL_DIR) -> None:
     """Write MODEL_CARD.md (Hugging Face model-card format) from a training run; log it there."""
-    from .card import write_card
-    from .tracking import trained_run_id
+    from .lifecycle.card import write_card
+    from .tracking.runs import trained_run_id
 
     run_id = run or trained_run_id(model_dir)
     path = write_card(run_id)
@@ -288,9 +290,9 @@ def tune(
 ) -> None:
     """Search the `tune.search_space` of params.yaml with Optuna on the validation split; write
     the best values to params.best.yaml (resumes an interrupted study)."""
-    from .config import load_params
-    from .paths import BEST_PARAMS_FILE
-    from .tune import tune as run_study
+    from .core.config import load_params
+    from .core.paths import BEST_PARAMS_FILE
+    from .training.tune import tune as run_study
 
     result = run_study(load_params(params), params, trials, apply)
     metric = f"validation {task.JUDGING.selection_metric}"
@@ -320,9 +322,9 @@ def promote(
 ) -> None:
     """Register a run's model in the MLflow Model Registry; move the alias `champion` to it
     only when it beats the champion by registry.min_improvement (params.yaml), else exit 1."""
-    from .config import load_params
-    from .registry import promote as promote_run
-    from .tracking import trained_run_id
+    from .core.config import load_params
+    from .lifecycle.registry import promote as promote_run
+    from .tracking.runs import trained_run_id
 
     min_improvement = load_params(params).registry.min_improvement
     typer.echo(promote_run(run or trained_run_id(model_dir), min_improvement).summary())
@@ -335,11 +337,11 @@ def export(model_dir: ModelOption = MODEL_DIR) -> None:
     """Export the trained model, checked against it on the test split: to ONNX (models/onnx),
     which `serve.runtime: onnx` runs, or for text generation to a bfloat16 safetensors
     checkpoint (models/export), which `serve.engine: vllm` serves."""
-    from .data import load_prepared
-    from .export import CHECKPOINT_DTYPE, ONNX_FILE, export_checkpoint, require_exportable
-    from .export import export as export_model
-    from .paths import CHECKPOINT_DIR, ONNX_DIR
-    from .predict import Predictor
+    from .core.paths import CHECKPOINT_DIR, ONNX_DIR
+    from .data.prepare import load_prepared
+    from .serving.export import CHECKPOINT_DTYPE, ONNX_FILE, export_checkpoint, require_exportable
+    from .serving.export import export as export_model
+    from .serving.predict import Predictor
 
     if task.EXPORT_FORMAT == "safetensors":
         from transformers.utils import logging as transformers_logging
@@ -370,7 +372,7 @@ def reproduce(
     ] = 0.0,
 ) -> None:
     """Re-run a tracked run from its commit and data version; compare its test metrics."""
-    from .reproduce import reproduce as reproduce_run
+    from .lifecycle.reproduce import reproduce as reproduce_run
 
     result = reproduce_run(run_id)
     typer.echo(f"run {result.run_id}: commit {result.commit[:12]}, data {result.data_hash}")
@@ -385,8 +387,8 @@ def reproduce(
 def sync_runs() -> None:
     """Copy the runs an MLflow server outage kept in the local store (mlflow-offline.db) to the
     server of MLFLOW_TRACKING_URI, into the runs they continue."""
-    from .offline import OFFLINE_DB, pending, sync
-    from .tracking import check_reachable, tracking_uri
+    from .tracking.offline import OFFLINE_DB, pending, sync
+    from .tracking.runs import check_reachable, tracking_uri
 
     uri = tracking_uri()
     if not uri.startswith(("http://", "https://")):
@@ -414,10 +416,10 @@ def bench(
     ] = 1000,
 ) -> None:
     """Measure latency, load, memory, model size and training throughput; write bench.json."""
-    from .bench import bench as run_bench
-    from .bench import table
-    from .config import load_params
-    from .predict import Predictor
+    from .core.config import load_params
+    from .serving.bench import bench as run_bench
+    from .serving.bench import table
+    from .serving.predict import Predictor
 
     settings = load_params(params)
     Predictor(model_dir)  # a missing model fails here, in one line, before any measuring
@@ -429,8 +431,8 @@ def bench(
 @friendly_errors
 def gate(params: ParamsOption = PARAMS_FILE) -> None:
     """Compare bench.json with the budgets in params.yaml; exit 1 naming any metric over budget."""
-    from .config import load_params
-    from .gate import gate as check_budgets
+    from .core.config import load_params
+    from .lifecycle.gate import gate as check_budgets
 
     for verdict in check_budgets(load_params(params)):
         typer.echo(str(verdict))

@@ -5,10 +5,10 @@ evaluation and serving code reads the task only through them: `task` is typed as
 so the type checker holds the module to it and reads its facts as the contract declares them.
 """
 
-from . import {{ cookiecutter.task | replace('-', '_') }} as _module
-from .contract import Task
+from . import contract
+from .{{ cookiecutter.task | replace('-', '_') }} import task as _module
 
-task: Task = _module
+task: contract.Task = _module
 # The task's own params.yaml sections, as classes config.py can name in its annotations.
 DataParams = _module.DataParams
 ModelParams = _module.ModelParams

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..inputs import MAX_TEXT_CHARS, Files, Texts
-from ..schema import Judging, Section
+from ..core.schema import Judging, Section
+from ..serving.inputs import MAX_TEXT_CHARS, Files, Texts
 
 
 @runtime_checkable

@@ -1,0 +1,1 @@
+"""What happens to a trained model: `promote`, `gate`, `monitor`, `card` and `reproduce`."""

@@ -1,0 +1,303 @@
+"""Drift monitoring: what `serve` sees, compared with what the model was trained on.
+
+`serve` hands each answered request to a `Recorder`, which computes a few summary features of
+the input and the prediction on its own thread (off the request path; when it falls behind,
+records are dropped and counted, never waited for) and appends them to bounded, rotated JSON-lines
+files in `monitoring/`. `monitor` computes the same features on the training split and compares
+each with the recorded traffic: numeric features with the two-sample Kolmogorov-Smirnov test, the
+predicted labels with the total variation distance of the two label distributions. It writes
+`monitoring/drift.json` and `monitoring/drift.png` and fails when a feature moved further than
+the thresholds in params.yaml (the `monitor` section).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.config import MonitorParams
+from ..core.errors import FlywheelError
+from ..core.paths import MONITOR_DIR
+from ..tasks import task
+
+RECORDS = "requests.jsonl"
+DRIFT_FILE = "drift.json"
+DRIFT_PLOT = "drift.png"
+# At most this many training inputs are summarised as the reference (a seeded sample of them).
+REFERENCE_SIZE = 2000
+# The recorder's queue: beyond it, records are dropped instead of slowing requests down.
+QUEUE_SIZE = 10_000
+# A shift counts only when it is also unlikely by chance (the KS test's p-value below this).
+SIGNIFICANCE = 0.01
+
+
+class Recorder:
+    """Appends `{input features, prediction}` lines for served requests, on its own thread."""
+
+    def __init__(self, processor: Any, settings: MonitorParams, folder: Path = MONITOR_DIR):
+        self.settings = settings
+        self.folder = folder
+        self.input_features = task.input_features(processor)
+        self.pending: queue.Queue[tuple[list[Any], list[dict[str, Any]]] | None] = queue.Queue(
+            QUEUE_SIZE
+        )
+        self.dropped = 0
+        self.written = 0
+        self.thread = threading.Thread(target=self._write, name="monitor-recorder", daemon=True)
+        self.thread.start()
+
+    def record(self, inputs: list[Any], predictions: list[dict[str, Any]]) -> None:
+        try:
+            self.pending.put_nowait((inputs, predictions))
+        except queue.Full:
+            self.dropped += len(inputs)
+
+    def close(self) -> None:
+        """Write what is queued, then stop."""
+        self.pending.put(None)
+        self.thread.join(timeout=30)
+
+    def _write(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / RECORDS
+        lines = _count_lines(path)
+        while (item := self.pending.get()) is not None:
+            inputs, predictions = item
+            with path.open("a", encoding="utf-8") as file:
+                for raw, prediction in zip(inputs, predictions, strict=True):
+                    try:
+                        features = self.input_features(task.decode_input(raw))
+                    except Exception:  # a record is never worth a dead recorder
+                        continue
+                    # When, and what the server measured of a generated answer (tokens, latency,
+                    # time to its first token): `monitor` reports usage and cost from them.
+                    line = features | task.output_features(prediction)
+                    line |= prediction.get("usage", {}) | {"at": round(time.time(), 3)}
+                    file.write(json.dumps(line) + "\n")
+                    lines += 1
+                    self.written += 1
+            if lines >= self.settings.max_records_per_file:
+                _rotate(self.folder, self.settings.max_files)
+                lines = 0
+
+
+def _count_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with path.open("rb") as file:
+        return sum(1 for _ in file)
+
+
+def _rotate(folder: Path, keep: int) -> None:
+    """requests.jsonl becomes requests.1.jsonl, which becomes requests.2.jsonl, ...; beyond
+    `keep` files in all, the oldest is deleted."""
+    oldest = folder / f"requests.{keep - 1}.jsonl" if keep > 1 else folder / RECORDS
+    oldest.unlink(missing_ok=True)
+    for index in range(keep - 2, 0, -1):
+        older = folder / f"requests.{index}.jsonl"
+        if older.is_file():
+            older.rename(folder / f"requests.{index + 1}.jsonl")
+    if keep > 1 and (folder / RECORDS).is_file():
+        (folder / RECORDS).rename(folder / "requests.1.jsonl")
+
+
+def read_records(folder: Path = MONITOR_DIR) -> list[dict[str, Any]]:
+    files = sorted(folder.glob("requests*.jsonl"))
+    records = []
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a killed server
+    return records
+
+
+def reference(train: Any, processor: Any, seed: int) -> list[dict[str, Any]]:
+    """The same summaries for (a seeded sample of) the training split, with its true outputs in
+    place of predictions."""
+    indices = np.arange(len(train))
+    if len(indices) > REFERENCE_SIZE:
+        indices = np.sort(
+            np.random.default_rng(seed).choice(indices, REFERENCE_SIZE, replace=False)
+        )
+    rows = train.select(indices.tolist())
+    input_features = task.input_features(processor)
+    target_features = task.target_features(train)
+    summaries = []
+    for row in rows:
+        summary = input_features(task.decode_input(row["input"])) | target_features(row["label"])
+        summaries.append(summary)
+    return summaries
+
+
+@dataclass(frozen=True)
+class Shift:
+    name: str
+    kind: str  # "ks" (numeric) or "tvd" (labels)
+    statistic: float
+    p_value: float | None
+    threshold: float
+    train_mean: float | None
+    live_mean: float | None
+
+    @property
+    def drifted(self) -> bool:
+        if self.kind == "tvd":
+            return self.statistic > self.threshold
+        return self.statistic > self.threshold and (self.p_value or 0.0) < SIGNIFICANCE
+
+
+def compare(
+    train: list[dict[str, Any]], live: list[dict[str, Any]], settings: MonitorParams
+) -> list[Shift]:
+    from scipy.stats import ks_2samp
+
+    shifts = []
+    for name in train[0]:
+        before = [row[name] for row in train if name in row]
+        after = [row[name] for row in live if name in row]
+        if not after:
+            continue
+        if name == "label":
+            labels = sorted(set(before) | set(after))
+            p = np.array([before.count(label) for label in labels], dtype=float) / len(before)
+            q = np.array([after.count(label) for label in labels], dtype=float) / len(after)
+            distance = float(np.abs(p - q).sum() / 2)
+            shifts.append(Shift(name, "tvd", distance, None, settings.max_label_shift, None, None))
+            continue
+        test = ks_2samp(before, after)
+        shifts.append(
+            Shift(
+                name,
+                "ks",
+                float(test.statistic),
+                float(test.pvalue),
+                settings.max_feature_shift,
+                float(np.mean(before)),
+                float(np.mean(after)),
+            )
+        )
+    return shifts
+
+
+def plot(train: list[dict[str, Any]], live: list[dict[str, Any]], shifts: list[Shift], path: Path):
+    """One panel per feature: the training split's distribution beside the traffic's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(shifts), figsize=(3.2 * len(shifts), 2.8), squeeze=False)
+    for axis, shift in zip(axes[0], shifts, strict=True):
+        before = [row[shift.name] for row in train if shift.name in row]
+        after = [row[shift.name] for row in live if shift.name in row]
+        if shift.kind == "tvd":
+            labels = sorted(set(before) | set(after))
+            positions = np.arange(len(labels))
+            axis.bar(positions - 0.2, [before.count(x) / len(before) for x in labels], 0.4)
+            axis.bar(positions + 0.2, [after.count(x) / len(after) for x in labels], 0.4)
+            axis.set_xticks(positions, labels, rotation=45, ha="right", fontsize=7)
+        else:
+            bins = np.histogram_bin_edges(np.concatenate([before, after]), bins=20)
+            axis.hist(before, bins=bins, density=True, alpha=0.5, label="training split")
+            axis.hist(after, bins=bins, density=True, alpha=0.5, label="traffic")
+        verdict = "DRIFT" if shift.drifted else "ok"
+        axis.set_title(f"{shift.name}: {shift.statistic:.2f} ({verdict})", fontsize=9)
+    axes[0][0].legend(["training split", "traffic"], fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def usage(live: list[dict[str, Any]], settings: MonitorParams) -> dict[str, Any] | None:
+    """Tokens per day (UTC), latency and time to first token (p50/p95), and the cost at
+    params.yaml's prices, of the recorded requests that counted tokens (text generation);
+    None when none did."""
+    counted = [row for row in live if "completion_tokens" in row]
+    if not counted:
+        return None
+    days: dict[str, dict[str, Any]] = {}
+    for row in counted:
+        day = time.strftime("%Y-%m-%d", time.gmtime(row.get("at", 0)))
+        totals = days.setdefault(day, {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        totals["requests"] += 1
+        totals["prompt_tokens"] += int(row["prompt_tokens"])
+        totals["completion_tokens"] += int(row["completion_tokens"])
+
+    def spread(name: str) -> dict[str, float] | None:
+        values = [row[name] for row in counted if name in row]
+        if not values:
+            return None
+        p50, p95 = np.percentile(values, [50, 95])
+        return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
+
+    prompt_price, completion_price = settings.prompt_token_price, settings.completion_token_price
+    priced = prompt_price is not None and completion_price is not None
+    for totals in days.values():
+        if priced:
+            cost = (
+                totals["prompt_tokens"] * prompt_price
+                + totals["completion_tokens"] * completion_price
+            )
+            totals["cost"] = round(cost / 1_000_000, 6)
+    return {
+        "requests": len(counted),
+        "days": dict(sorted(days.items())),
+        "latency_ms": spread("latency_ms"),
+        "ttft_ms": spread("ttft_ms"),
+        "cost": round(sum(day["cost"] for day in days.values()), 6) if priced else None,
+    }
+
+
+def monitor(params: Any, model_dir: Path, folder: Path = MONITOR_DIR) -> list[Shift]:
+    """Compare the recorded traffic with the training split; write drift.json and drift.png."""
+    from ..data.prepare import load_prepared
+    from ..serving.predict import require_model
+
+    settings = params.monitor
+    live = read_records(folder)
+    if len(live) < settings.min_records:
+        raise FlywheelError(
+            f"{folder} holds {len(live)} recorded requests, fewer than monitor.min_records "
+            f"({settings.min_records}): serve traffic with monitor.record: true first"
+        )
+    require_model(model_dir)
+    processor, _ = task.load(model_dir)
+    train = reference(load_prepared()["train"], processor, params.seed)
+    shifts = compare(train, live, settings)
+    (folder / DRIFT_FILE).write_text(
+        json.dumps(
+            {
+                "requests": len(live),
+                "training_examples": len(train),
+                "drifted": [shift.name for shift in shifts if shift.drifted],
+                "usage": usage(live, settings),
+                "features": {
+                    shift.name: {
+                        "test": "kolmogorov-smirnov" if shift.kind == "ks" else "total variation",
+                        "statistic": round(shift.statistic, 6),
+                        "p_value": None if shift.p_value is None else float(f"{shift.p_value:.6g}"),
+                        "threshold": shift.threshold,
+                        "drifted": shift.drifted,
+                        "training_mean": shift.train_mean,
+                        "traffic_mean": shift.live_mean,
+                    }
+                    for shift in shifts
+                },
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    plot(train, live, shifts, folder / DRIFT_PLOT)
+    return shifts

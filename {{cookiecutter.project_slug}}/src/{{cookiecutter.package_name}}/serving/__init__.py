@@ -1,0 +1,1 @@
+"""`predict`, `serve`, `bench` and `export`: the trained model answering inputs."""

@@ -1,0 +1,1 @@
+"""Audio classification: the task module (`task.py`) and its bake-time defaults (`_bake/`)."""

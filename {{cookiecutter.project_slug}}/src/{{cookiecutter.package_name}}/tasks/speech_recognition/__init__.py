@@ -1,0 +1,1 @@
+"""Speech recognition: the task module (`task.py`) and its bake-time defaults (`_bake/`)."""

@@ -1,0 +1,1 @@
+"""Text generation: the task module, its OpenAI API and vLLM server, and its bake-time defaults."""
