@@ -47,7 +47,7 @@ test: setup ## Run the whole test suite (what CI runs)
 # The template folder is Jinja, not Python: the bake tests lint what it renders to.
 LINTED := hooks migrations scripts tests
 
-lint: setup ## ruff, mypy and codespell on the template's own code (hooks, scripts, tests)
+lint: setup ## ruff, mypy and codespell on the template's own code (hooks, migrations, scripts, tests)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import copier
 import jinja2
@@ -69,34 +69,26 @@ def cookiecutter_json(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
 
 
 TASKS: list[str] = cookiecutter_json()["task"]
-V = TypeVar("V")
+TASKS_DIR = TEMPLATE_ROOT / TEMPLATE_DIR_NAME / "src" / "{{cookiecutter.package_name}}" / "tasks"
+FACT_KEYS = ("primary_metric", "metrics", "helpers", "real_data")
 
 
-def per_task(table: dict[str, V], name: str) -> dict[str, V]:
-    """`table`, a fact of every task the questions offer: a task it lacks (a new one) or one
-    they no longer offer stops the suite where it is collected, naming the table, instead of
-    counting silently as some other kind of task."""
-    missing, unknown = set(TASKS) - set(table), set(table) - set(TASKS)
-    if missing or unknown:
-        raise LookupError(
-            f"{name}: no entry for {sorted(missing)}, one for tasks not offered {sorted(unknown)}"
-            ": each task the questions offer needs exactly one"
-        )
-    return table
+def task_facts(task: str) -> dict[str, Any]:
+    """What the template's tests know of a task, from its folder's `facts.yaml`: a task without
+    the file, or without a key, stops the suite where it is read, naming both."""
+    path = TASKS_DIR / task.replace("-", "_") / "facts.yaml"
+    shown = path.relative_to(TEMPLATE_ROOT) if path.is_relative_to(TEMPLATE_ROOT) else path
+    if not path.is_file():
+        raise LookupError(f"{shown}: missing (every task declares one)")
+    facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if missing := [key for key in FACT_KEYS if key not in facts]:
+        raise LookupError(f"{shown}: no {', '.join(missing)}")
+    return facts
 
 
+FACTS = {task: task_facts(task) for task in TASKS}
 # The primary metric of each task's metrics.json (the generated `task.JUDGING` names the same).
-PRIMARY_METRIC = per_task(
-    {
-        "text-classification": "accuracy",
-        "text-generation": "exact_match",
-        "audio-classification": "accuracy",
-        "speech-recognition": "cer",
-        "text-to-speech": "mcd",
-        "image-classification": "accuracy",
-    },
-    "helpers.PRIMARY_METRIC",
-)
+PRIMARY_METRIC = {task: facts["primary_metric"] for task, facts in FACTS.items()}
 
 
 def primary_metric(task: str) -> str:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import yaml
 from helpers import (
+    FACTS,
+    TASKS,
+    TASKS_DIR,
     TEMPLATE_DIR_NAME,
     TEMPLATE_ROOT,
     Baked,
     git,
-    per_task,
     text_files,
 )
 
@@ -24,49 +26,14 @@ sys.path.insert(0, str(TEMPLATE_ROOT / "scripts"))  # import_depth
 LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
 
 
-TASK_FILES = per_task(
-    {
-        "text-classification": [
-            "tasks/classification.py",
-            "tasks/text_classification/__init__.py",
-            "tasks/text_classification/task.py",
-            "tasks/text_features.py",
-        ],
-        "text-generation": [
-            "tasks/text_features.py",
-            "tasks/text_generation/__init__.py",
-            "tasks/text_generation/openai_api.py",
-            "tasks/text_generation/task.py",
-            "tasks/text_generation/vllm_server.py",
-        ],
-        "audio-classification": [
-            "tasks/audio.py",
-            "tasks/audio_classification/__init__.py",
-            "tasks/audio_classification/task.py",
-            "tasks/classification.py",
-        ],
-        "speech-recognition": [
-            "tasks/audio.py",
-            "tasks/speech_recognition/__init__.py",
-            "tasks/speech_recognition/task.py",
-            "tasks/toy_speech.py",
-        ],
-        "text-to-speech": [
-            "tasks/audio.py",
-            "tasks/text_features.py",
-            "tasks/text_to_speech/__init__.py",
-            "tasks/text_to_speech/synthesis.py",
-            "tasks/text_to_speech/task.py",
-            "tasks/toy_speech.py",
-        ],
-        "image-classification": [
-            "tasks/classification.py",
-            "tasks/image_classification/__init__.py",
-            "tasks/image_classification/task.py",
-        ],
-    },
-    "test_bake_matrix.TASK_FILES",
-)
+def task_files(task: str) -> list[str]:
+    """A task's modules in its projects: its folder's, and the shared helpers facts.yaml names."""
+    folder = TASKS_DIR / task.replace("-", "_")
+    own = [f"tasks/{folder.name}/{path.name}" for path in folder.glob("*.py")]
+    return sorted(own + [f"tasks/{helper}" for helper in FACTS[task]["helpers"]])
+
+
+TASK_FILES = {task: task_files(task) for task in TASKS}
 SHARED_MODULES = [
     "__init__.py",
     "__main__.py",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import real_data
-from helpers import TASKS, Baked, per_task, tree_digest, with_params
+from helpers import FACTS, TASKS, Baked, tree_digest, with_params
 from project_env import env_with
 
 # A classifier may trail its classical baseline by at most this much (a test split of 45-120
@@ -40,22 +40,14 @@ class RealData:
     classes: int | None  # None: transcripts, not classes
 
 
-REAL = per_task(
-    {
-        "text-classification": RealData("data/raw/packages.csv", real_data.package_descriptions, 4),
-        "image-classification": RealData("data/raw/letters", real_data.glyph_images, 8),
-        "audio-classification": RealData("data/raw/words", real_data.spoken_words, 6),
-        "speech-recognition": RealData("data/raw/digits", real_data.spoken_digits, None),
-        # One speaker, as a text-to-speech dataset is recorded.
-        "text-to-speech": RealData(
-            "data/raw/speech", functools.partial(real_data.spoken_digits, one_voice=True), None
-        ),
-        # The Debian section of a package from its one-line description, as chats in TRL's
-        # conventions (espeak-ng's IPA of words, tried first, taught SmolLM2 nothing in 2 epochs).
-        "text-generation": RealData("data/raw/sections.jsonl", real_data.package_sections, None),
-    },
-    "test_real_data.REAL",
-)
+def real_data_of(task: str) -> RealData:
+    """The task's real data as its folder's facts.yaml declares it."""
+    spec = FACTS[task]["real_data"]
+    make = functools.partial(getattr(real_data, spec["make"]), **spec.get("options", {}))
+    return RealData(spec["source"], make, spec["classes"])
+
+
+REAL = {task: real_data_of(task) for task in TASKS}
 # A generator's exact match must lead the most frequent answer's by this much (and the base
 # model's, which a model from scratch starts at 0)...
 EXACT_MATCH_GAIN = 0.15
@@ -150,19 +142,8 @@ def test_the_defaults_learn_real_data_and_are_judged_against_baselines(
     print(f"{task}: {json.dumps(metrics)}")
 
 
-# Files a folder-of-files source may hold that no decoder reads (a text task reads one CSV or
-# JSON Lines file: none).
-BAD_FILES: dict[str, tuple[str, ...]] = per_task(
-    {
-        "text-classification": (),
-        "text-generation": (),
-        "audio-classification": ("empty.wav", "notes.wav", "truncated.wav"),
-        "image-classification": ("empty.png", "text.png", "truncated.png"),
-        "speech-recognition": ("empty.wav", "notes.wav", "truncated.wav"),
-        "text-to-speech": ("empty.wav", "notes.wav", "truncated.wav"),
-    },
-    "test_real_data.BAD_FILES",
-)
+# Files a folder-of-files source may hold that no decoder reads (facts.yaml's real_data.bad_files).
+BAD_FILES = {task: tuple(FACTS[task]["real_data"]["bad_files"]) for task in TASKS}
 
 
 @pytest.mark.slow

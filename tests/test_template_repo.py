@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TASKS, TEMPLATE_DIR_NAME, TEMPLATE_ROOT, per_task
+from helpers import TASKS, TEMPLATE_DIR_NAME, TEMPLATE_ROOT
 
 # ruff, mypy and codespell read their settings from pyproject.toml, as the pre-commit hooks do.
 CODE_CHECKS = {
@@ -93,18 +93,21 @@ def test_one_uv_release_everywhere() -> None:
     assert len({versions[0] for versions in found.values()}) == 1, found
 
 
-def test_a_per_task_table_without_a_task_stops_the_suite_naming_it() -> None:
-    """What happens to each table of task facts the tests keep when a task is added to the
-    questions but not to the table (or dropped from them but not from it)."""
-    complete = {task: task.upper() for task in TASKS}
-    assert per_task(complete, "T") == complete
-    lacking = {task: 1 for task in TASKS[1:]} | {"speech-to-text": 1}
-    with pytest.raises(LookupError) as stopped:
-        per_task(lacking, "T")
-    assert str(stopped.value) == (
-        f"T: no entry for {[TASKS[0]]}, one for tasks not offered ['speech-to-text']: "
-        "each task the questions offer needs exactly one"
-    )
+def test_a_task_without_its_facts_stops_the_suite_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template's tests read each task's facts from its folder's facts.yaml: a task the
+    questions offer without one (or without a key) stops the suite where they are read, instead
+    of counting silently as some other kind of task."""
+    import helpers
+
+    monkeypatch.setattr(helpers, "TASKS_DIR", tmp_path / "tasks")
+    (tmp_path / "tasks" / "speech_to_text").mkdir(parents=True)
+    with pytest.raises(LookupError, match=r"tasks/speech_to_text/facts\.yaml: missing"):
+        helpers.task_facts("speech-to-text")
+    (tmp_path / "tasks" / "speech_to_text" / "facts.yaml").write_text("primary_metric: wer\n")
+    with pytest.raises(LookupError, match=r"facts\.yaml: no metrics, helpers, real_data$"):
+        helpers.task_facts("speech-to-text")
 
 
 def test_copy_without_render_lists_exactly_the_files_without_jinja() -> None:
@@ -209,10 +212,59 @@ def test_every_task_folder_offers_the_same_bake_time_names() -> None:
         for folder in sorted(package.glob("tasks/*/bake.jinja"))
     }
     assert sorted(defined) == sorted(task.replace("-", "_") for task in TASKS)
-    used = set()
-    for shared in ("params.yaml", "pyproject.toml", "docs/decisions.md"):
-        text = (TEMPLATE_ROOT / TEMPLATE_DIR_NAME / shared).read_text(encoding="utf-8")
-        assert "/bake.jinja' as task with context" in text.splitlines()[0], shared
-        used |= set(re.findall(r"\btask\.(\w+)", text))
+    used, importing = set(), []
+    for shared in sorted((TEMPLATE_ROOT / TEMPLATE_DIR_NAME).rglob("*")):
+        if shared.is_file() and "bake.jinja" not in shared.name and "/tasks/" not in str(shared):
+            text = shared.read_text(encoding="utf-8")
+            if "/bake.jinja' as task with context" in text.split("\n", 1)[0]:
+                importing.append(shared.relative_to(TEMPLATE_ROOT / TEMPLATE_DIR_NAME).as_posix())
+                for jinja in re.findall(r"\{[{%].*?[}%]\}", text, re.S):
+                    used |= set(re.findall(r"\btask\.(\w+)", jinja))
+    assert importing == [
+        "Dockerfile",
+        "Makefile",
+        "README.md",
+        "docs/decisions.md",
+        "dvc.yaml",
+        "params.yaml",
+        "pyproject.toml",
+    ]
     for folder, names in defined.items():
         assert names == used, (folder, sorted(names ^ used))
+
+
+# Files that name a task without a new task needing them: history (the changelog, dated
+# benchmark results, the migration that moved the modules), this guide, and the hooks' unit tests,
+# which use task paths as sample data.
+NAMES_A_TASK_AS_HISTORY = (
+    "CHANGELOG.md",
+    "docs/benchmarks",
+    "docs/adding-a-task.md",
+    "migrations/",
+)
+NAMES_A_TASK_AS_DATA = ("tests/test_hooks.py",)
+
+
+def test_the_guide_lists_every_file_a_task_touches() -> None:
+    """docs/adding-a-task.md's list against the files that name the plainest task (no special
+    case in shared code): a per-task table added anywhere else fails here until the guide names
+    it. tests/real_data.py holds the task's maker without naming the task."""
+    from helpers import template_files
+
+    guide = (TEMPLATE_ROOT / "docs" / "adding-a-task.md").read_text(encoding="utf-8")
+    block = guide.split("<!-- task-files -->")[1].split("<!-- /task-files -->")[0]
+    listed = {line.split()[0] for line in block.splitlines() if line and not line.startswith("`")}
+    task = re.compile(r"audio[-_]classification")
+    prefix = f"{TEMPLATE_DIR_NAME}/"
+    named = set()
+    for name in template_files():
+        if name.startswith(NAMES_A_TASK_AS_HISTORY + NAMES_A_TASK_AS_DATA):
+            continue
+        text = (TEMPLATE_ROOT / name).read_text(encoding="utf-8", errors="replace")
+        if task.search(name) or task.search(text):
+            named.add(
+                task.sub("<task>", name.removeprefix(prefix)).replace(
+                    "{{cookiecutter.package_name}}", "<package>"
+                )
+            )
+    assert named | {"tests/real_data.py"} == listed

@@ -361,7 +361,11 @@ time.sleep(600)
 
 @pytest.mark.parametrize("damage", ["missing", "altered"])
 def test_a_damaged_model_folder_is_refused_in_one_line(trained, tmp_path, damage) -> None:
-    from {{ cookiecutter.package_name }}.core.paths import EXAMPLES_DIR, METRICS_FILE, MODEL_DIR
+    from {{ cookiecutter.package_name }}.core.paths import (
+        EXAMPLES_DIR,
+        METRICS_FILE,
+        MODEL_DIR,
+    )
 
     model = tmp_path / "model"
     shutil.copytree(MODEL_DIR, model)

@@ -5,7 +5,12 @@ import pytest
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import FlywheelError
 from {{ cookiecutter.package_name }}.core.paths import PREPARED_DIR
-from {{ cookiecutter.package_name }}.data.prepare import SPLITS, data_hash, load_prepared, prepare
+from {{ cookiecutter.package_name }}.data.prepare import (
+    SPLITS,
+    data_hash,
+    load_prepared,
+    prepare,
+)
 
 
 def test_prepare_is_deterministic(tmp_path: Path) -> None:

@@ -113,7 +113,9 @@ def write_source(folder: Path, size: int) -> tuple[Path, list[Path], int]:
 
 
 def wav(samples) -> bytes:
-    from {{ cookiecutter.package_name }}.tasks.audio import encode_wav  # the audio tasks' module
+    from {{ cookiecutter.package_name }}.tasks.audio import (
+        encode_wav,  # the audio tasks' module
+    )
 
     return encode_wav(np.asarray(samples, dtype=np.float32))
 

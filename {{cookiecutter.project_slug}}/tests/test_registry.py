@@ -12,7 +12,12 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.data.prepare import load_prepared
-from {{ cookiecutter.package_name }}.lifecycle.registry import CHAMPION, MODEL_NAME, improvement, model_folder
+from {{ cookiecutter.package_name }}.lifecycle.registry import (
+    CHAMPION,
+    MODEL_NAME,
+    improvement,
+    model_folder,
+)
 from {{ cookiecutter.package_name }}.serving.serve import create_app
 from {{ cookiecutter.package_name }}.tasks import task
 from {{ cookiecutter.package_name }}.training.train import train

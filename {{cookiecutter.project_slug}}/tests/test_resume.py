@@ -14,7 +14,12 @@ from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR
 from {{ cookiecutter.package_name }}.data.prepare import data_hash
 from {{ cookiecutter.package_name }}.tasks import task
-from {{ cookiecutter.package_name }}.training.checkpoints import DEFAULT_DIR, DIR_VARIABLE, _steps, to_resume
+from {{ cookiecutter.package_name }}.training.checkpoints import (
+    DEFAULT_DIR,
+    DIR_VARIABLE,
+    _steps,
+    to_resume,
+)
 
 
 def _weights(model_dir: Path) -> dict:

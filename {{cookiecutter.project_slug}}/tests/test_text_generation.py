@@ -16,7 +16,12 @@ from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.core.checksums import verify
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import FlywheelError
-from {{ cookiecutter.package_name }}.core.paths import CHECKPOINT_DIR, EVALUATE_PLOTS_DIR, MODEL_DIR, MONITOR_DIR
+from {{ cookiecutter.package_name }}.core.paths import (
+    CHECKPOINT_DIR,
+    EVALUATE_PLOTS_DIR,
+    MODEL_DIR,
+    MONITOR_DIR,
+)
 from {{ cookiecutter.package_name }}.data.prepare import load_prepared, prepare
 from {{ cookiecutter.package_name }}.lifecycle.monitor import DRIFT_FILE, monitor
 from {{ cookiecutter.package_name }}.serving.bench import running_server

@@ -17,7 +17,10 @@ from {{ cookiecutter.package_name }}.core.errors import FlywheelError
 from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR, ONNX_DIR, PREPARED_DIR
 from {{ cookiecutter.package_name }}.data.prepare import load_prepared, prepare
 from {{ cookiecutter.package_name }}.serving.predict import Predictor
-from {{ cookiecutter.package_name }}.tasks.text_to_speech.synthesis import even_alignment, monotonic_alignment
+from {{ cookiecutter.package_name }}.tasks.text_to_speech.synthesis import (
+    even_alignment,
+    monotonic_alignment,
+)
 from {{ cookiecutter.package_name }}.tasks.text_to_speech.task import (
     MAX_CHARACTERS,
     mel_cepstral_distortion,
