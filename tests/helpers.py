@@ -71,6 +71,7 @@ def cookiecutter_json(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
 TASKS: list[str] = cookiecutter_json()["task"]
 TASKS_DIR = TEMPLATE_ROOT / TEMPLATE_DIR_NAME / "src" / "{{cookiecutter.package_name}}" / "tasks"
 FACT_KEYS = ("primary_metric", "metrics", "helpers", "real_data")
+REAL_DATA_KEYS = ("source", "make", "classes", "bad_files")
 
 
 def task_facts(task: str) -> dict[str, Any]:
@@ -81,18 +82,21 @@ def task_facts(task: str) -> dict[str, Any]:
     if not path.is_file():
         raise LookupError(f"{shown}: missing (every task declares one)")
     facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if missing := [key for key in FACT_KEYS if key not in facts]:
+    missing = [key for key in FACT_KEYS if key not in facts]
+    missing += [
+        f"real_data.{key}" for key in REAL_DATA_KEYS if key not in facts.get("real_data", {})
+    ]
+    if missing:
         raise LookupError(f"{shown}: no {', '.join(missing)}")
     return facts
 
 
 FACTS = {task: task_facts(task) for task in TASKS}
-# The primary metric of each task's metrics.json (the generated `task.JUDGING` names the same).
-PRIMARY_METRIC = {task: facts["primary_metric"] for task, facts in FACTS.items()}
 
 
 def primary_metric(task: str) -> str:
-    return PRIMARY_METRIC[task]
+    """The primary metric of the task's metrics.json (the generated `task.JUDGING` names it)."""
+    return FACTS[task]["primary_metric"]
 
 
 def copier_yml(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:

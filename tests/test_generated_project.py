@@ -216,9 +216,9 @@ def test_readme_setup_installs_the_project_from_its_lock(
         "-c",
         "import json, torch\n"
         "from importlib.metadata import version\n"
-        "from flywheel_demo.tracking import runs as tracking\n"
+        "from flywheel_demo.tracking import runs\n"
         "print(json.dumps([torch.__version__, version('transformers'), version('mlflow'),"
-        " tracking.dependencies_hash()]))",
+        " runs.dependencies_hash()]))",
     )
     assert check.returncode == 0, check.stderr
     torch_version, transformers_version, mlflow_version, recorded = json.loads(check.stdout)

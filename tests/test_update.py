@@ -175,10 +175,10 @@ def test_the_drift_workflow_lists_the_conflict_for_its_pull_request(
     ]
 
 
-# main before the package was regrouped by concern and each task given a folder (0.2.0): a project
+# The previous release, 0.1.0 (the commit that gave CHANGELOG.md its `## [0.1.0]`): a project
 # baked from it, whose user changed values in params.yaml, added files and edited the task module,
-# must update cleanly, with the edited module kept and reported.
-PREVIOUS_MAIN = "3ac3fb9"
+# must update across the regrouping of 0.2.0 cleanly, with the edited module kept and reported.
+PREVIOUS_RELEASE = "9798e8c"
 VALUE_EDITS = {
     "seed: 42": "seed: 7",
     "  learning_rate: 0.002": "  learning_rate: 0.001",
@@ -193,13 +193,13 @@ def commit_tree(template: Path, tag: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_project_from_the_previous_main_with_value_edits_updates_cleanly(
+def test_a_project_from_the_previous_release_with_value_edits_updates_cleanly(
     tmp_path: Path, cookies_session, project_bin: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     template = tmp_path / "template"
     template.mkdir()
     archive = subprocess.run(
-        ["git", "archive", PREVIOUS_MAIN], cwd=TEMPLATE_ROOT, capture_output=True, check=True
+        ["git", "archive", PREVIOUS_RELEASE], cwd=TEMPLATE_ROOT, capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(template)], input=archive, check=True)
     git("init", "--quiet", "--initial-branch=main", cwd=template)
@@ -250,7 +250,9 @@ def test_a_project_from_the_previous_main_with_value_edits_updates_cleanly(
     assert (package / "training" / "baselines.py").is_file()
     assert not (package / "baselines.py").exists(), "an unedited module that moved is gone"
     # The edited task module: kept where it was, named in one line with where the template's is.
-    assert "OUR_TWEAK = 1" in old_module.read_text(encoding="utf-8")
+    kept = old_module.read_text(encoding="utf-8")
+    assert kept.startswith("# copier update kept this module: you edited it, and the template ")
+    assert "OUR_TWEAK = 1" in kept
     assert reported == [
         "src/value_edits/tasks/text_classification.py: your edited module is kept here; the "
         "template moved it to src/value_edits/tasks/text_classification/task.py: carry your "

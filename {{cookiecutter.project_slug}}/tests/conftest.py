@@ -175,14 +175,14 @@ def interrupted_run(
     from typer.testing import CliRunner
 
     from {{ cookiecutter.package_name }}.cli import app
-    from {{ cookiecutter.package_name }}.tracking import runs as tracking
+    from {{ cookiecutter.package_name }}.tracking import runs
     from {{ cookiecutter.package_name }}.training.checkpoints import DEFAULT_DIR, RECORD
     from {{ cookiecutter.package_name }}.training.train import train
 
     project = tmp_path_factory.mktemp("interrupted")
     (project / "data").symlink_to(trained.workspace / "data")
     shutil.copy(trained.workspace / "params.yaml", project)
-    log_epoch = tracking.log_epoch
+    log_epoch = runs.log_epoch
 
     def log_then_kill_the_server(logs: dict, epoch: float) -> None:
         log_epoch(logs, epoch)
@@ -209,7 +209,7 @@ def interrupted_run(
             shutil.copytree(project / DEFAULT_DIR, after_kill)
             killed_run_id = json.loads((project / DEFAULT_DIR / RECORD).read_text())["run_id"]
 
-            patch.setattr(tracking, "log_epoch", log_then_kill_the_server)
+            patch.setattr(runs, "log_epoch", log_then_kill_the_server)
             result = train(trained.params)
             assert tracking_server.process is None, "the training ended before the server died"
             tracking_server.start()

@@ -210,12 +210,11 @@ def test_reproduce_names_how_this_environment_differs_from_the_run(trained, monk
     """The run's own `environment.txt` against the packages installed now: nothing when they
     are the same; one line naming what changed, what was added and what is missing when not."""
     from {{ cookiecutter.package_name }}.lifecycle.reproduce import environment_difference
-    from {{ cookiecutter.package_name }}.tracking import environment
-    from {{ cookiecutter.package_name }}.tracking import runs as tracking
+    from {{ cookiecutter.package_name }}.tracking import environment, runs
 
-    run = tracking.get_run(trained.result.run_id)
+    run = runs.get_run(trained.result.run_id)
     assert environment_difference(run) is None
-    now = dict(environment.installed(tracking.EXPERIMENT))
+    now = dict(environment.installed(runs.EXPERIMENT))
     now["torch"] = "0.0.1"
     now["flywheel-probe"] = "1.0"
     del now["numpy"]

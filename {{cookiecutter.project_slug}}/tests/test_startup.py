@@ -10,7 +10,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import entry_point
 from {{ cookiecutter.package_name }}.core import gc_pause
-from {{ cookiecutter.package_name }}.tracking import runs as tracking
+from {{ cookiecutter.package_name }}.tracking import runs
 
 
 @pytest.fixture
@@ -46,17 +46,17 @@ def test_a_command_run_in_process_gives_the_collector_back(capsys) -> None:
 def test_a_new_local_store_is_created_by_a_second_process(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///fresh.db")
-    tracking.create_store_in_background()
-    creator = tracking._store_creator
+    runs.create_store_in_background()
+    creator = runs._store_creator
     assert creator is not None
-    tracking._wait_for_store_creation()
+    runs._wait_for_store_creation()
     assert creator.returncode == 0
     with sqlite3.connect(tmp_path / "fresh.db") as db:
         names = [name for (name,) in db.execute("SELECT name FROM experiments")]
-    assert tracking.EXPERIMENT in names
+    assert runs.EXPERIMENT in names
     # An existing store, or a server, needs nothing.
-    tracking.create_store_in_background()
-    assert tracking._store_creator is None
+    runs.create_store_in_background()
+    assert runs._store_creator is None
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
-    tracking.create_store_in_background()
-    assert tracking._store_creator is None
+    runs.create_store_in_background()
+    assert runs._store_creator is None

@@ -22,8 +22,7 @@ from {{ cookiecutter.package_name }}.core.project import TASK
 from {{ cookiecutter.package_name }}.data.prepare import label_names, load_prepared
 from {{ cookiecutter.package_name }}.serving.predict import Predictor, to_model_input
 from {{ cookiecutter.package_name }}.tasks import task
-from {{ cookiecutter.package_name }}.tracking import environment
-from {{ cookiecutter.package_name }}.tracking import runs as tracking
+from {{ cookiecutter.package_name }}.tracking import environment, runs
 from {{ cookiecutter.package_name }}.training.baselines import margin, shortfall
 from {{ cookiecutter.package_name }}.training.evaluate import evaluate_model
 from {{ cookiecutter.package_name }}.training.train import train
@@ -125,8 +124,8 @@ def test_the_run_shows_its_datasets_name_and_model_scores_in_mlflow(trained) -> 
         for entry in run.inputs.dataset_inputs
     }
     prepared = trained.workspace / PREPARED_DIR
-    for split, context in tracking.DATASET_CONTEXTS.items():
-        digest, tags = inputs[f"{tracking.EXPERIMENT}-{split}"]
+    for split, context in runs.DATASET_CONTEXTS.items():
+        digest, tags = inputs[f"{runs.EXPERIMENT}-{split}"]
         # The MD5 DVC records for the file: dvc.lock and the DVC cache find the same bytes.
         assert digest == file_md5(prepared / f"{split}.parquet")
         assert tags["mlflow.data.context"] == context
@@ -139,12 +138,12 @@ def test_the_run_shows_its_datasets_name_and_model_scores_in_mlflow(trained) -> 
 
 def test_a_run_is_named_by_what_changed_since_the_latest() -> None:
     params = {"train.epochs": 3, "train.learning_rate": 0.001, "seed": 1}
-    first = tracking.run_name("train", params, None)
+    first = runs.run_name("train", params, None)
     assert first.startswith(f"train {TASK} @ ") and ":" not in first
     previous = {"train.epochs": "3", "train.learning_rate": "0.002", "seed": "1"}
-    assert tracking.run_name("train", params, previous) == f"{first}: train.learning_rate=0.001"
+    assert runs.run_name("train", params, previous) == f"{first}: train.learning_rate=0.001"
     many = {f"p{i}": i for i in range(5)}
-    assert tracking.run_name("train", many, {}).endswith(": p0=0, p1=1, p2=2 (+2 more)")
+    assert runs.run_name("train", many, {}).endswith(": p0=0, p1=1, p2=2 (+2 more)")
 
 
 def test_the_saved_and_logged_models_predict_as_in_memory(trained) -> None:

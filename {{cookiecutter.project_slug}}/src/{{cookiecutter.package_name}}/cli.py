@@ -20,7 +20,7 @@ from .core.errors import FlywheelError
 from .core.paths import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
 from .core.project import MODALITY, TASK
 from .tasks import task
-from .tracking import runs as tracking
+from .tracking import runs
 
 app = typer.Typer(
     help="{{ cookiecutter.project_slug }}: {{ cookiecutter.__modality }} {{ cookiecutter.task }}.",
@@ -135,7 +135,7 @@ def train(
     if prepare_first:
         _prepare(config)
     require_prepared()  # before the store is made: a refused `train` writes nothing
-    tracking.create_store_in_background()  # while the training libraries load
+    runs.create_store_in_background()  # while the training libraries load
     result = train_model(config)
     if result.run_id:
         typer.echo(f"test metrics: {json.dumps(result.metrics)}")
@@ -216,7 +216,7 @@ def serve(
 
     settings = load_params(params)
     require_free_port(host, port)  # before seconds of loading, not after
-    if settings.serve.engine == "vllm":  # text generation only (config.py says so otherwise)
+    if settings.serve.engine == "vllm":  # text generation only (core/config.py says so otherwise)
         from .tasks.text_generation.vllm_server import run as run_vllm
 
         run_vllm(host, port, model)  # replaces this process with vLLM's

@@ -22,8 +22,7 @@ from typing import Any
 
 from ..core.errors import FlywheelError
 from ..core.paths import METRICS_FILE, PREPARED_DIR
-from ..tracking import environment
-from ..tracking import runs as tracking
+from ..tracking import environment, runs
 from ..tracking.pipeline import (
     LOCK_FILE,
     PREPARE_STAGE,
@@ -85,9 +84,9 @@ def _original_run(run_id: str) -> Any:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    uri = tracking.tracking_uri()
-    tracking.check_reachable(uri)
-    tracking.require_store(uri)
+    uri = runs.tracking_uri()
+    runs.check_reachable(uri)
+    runs.require_store(uri)
     try:
         return MlflowClient(uri).get_run(run_id)
     except MlflowException:
@@ -118,7 +117,7 @@ def environment_difference(run: Any) -> str | None:
     """One line naming how this environment differs from the run's; None when it does not, or
     when the run predates the record."""
     recorded_hash = run.data.tags.get(environment.HASH_TAG)
-    current = environment.installed(tracking.EXPERIMENT)
+    current = environment.installed(runs.EXPERIMENT)
     if not recorded_hash or environment.fingerprint(current) == recorded_hash:
         return None
     import mlflow
@@ -130,7 +129,7 @@ def environment_difference(run: Any) -> str | None:
                 run_id=run_id,
                 artifact_path=environment.ARTIFACT,
                 dst_path=folder,
-                tracking_uri=tracking.tracking_uri(),
+                tracking_uri=runs.tracking_uri(),
             )
             recorded = environment.parse(Path(path).read_text(encoding="utf-8"))
         what = environment.summary(environment.differences(recorded, current))
@@ -228,7 +227,7 @@ def _metrics(run: Any, reproduced: dict[str, float]) -> list[MetricComparison]:
 
 
 def _absolute_tracking_uri(root: Path) -> str:
-    uri = tracking.tracking_uri()
+    uri = runs.tracking_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str((root / uri.removeprefix("sqlite:///")).resolve())
     return uri
@@ -255,7 +254,7 @@ def reproduce(run_id: str, root: Path = Path()) -> Reproduction:
             "PYTHONPATH": str(worktree / "src"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "MLFLOW_TRACKING_URI": _absolute_tracking_uri(root),
-            tracking.REPRODUCES_VARIABLE: run_id,
+            runs.REPRODUCES_VARIABLE: run_id,
         }
         repro = _dvc("repro", "--force", "--downstream", FIRST_RERUN_STAGE)
         print(f"re-running the pipeline at {commit[:12]}: dvc repro ...", flush=True)

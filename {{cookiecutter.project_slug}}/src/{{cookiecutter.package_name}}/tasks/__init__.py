@@ -9,7 +9,7 @@ from . import contract
 from .{{ cookiecutter.task | replace('-', '_') }} import task as _module
 
 task: contract.Task = _module
-# The task's own params.yaml sections, as classes config.py can name in its annotations.
+# The task's own params.yaml sections, as classes core/config.py can name in its annotations.
 DataParams = _module.DataParams
 ModelParams = _module.ModelParams
 

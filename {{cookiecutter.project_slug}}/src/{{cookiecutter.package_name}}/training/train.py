@@ -19,7 +19,7 @@ from ..core.paths import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR
 from ..data.prepare import build_model, data_hash, encode, load_prepared
 from ..tasks import task
 from ..tasks.contract import augments_batches
-from ..tracking import runs as tracking
+from ..tracking import runs
 from . import plots
 from .baselines import flat, score_baselines
 from .checkpoints import (
@@ -57,7 +57,7 @@ def _epoch_logger():
             self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any
         ) -> None:
             if state.is_world_process_zero and logs:
-                tracking.log_epoch(logs, state.epoch or 0)
+                runs.log_epoch(logs, state.epoch or 0)
 
     return EpochLogger()
 
@@ -242,13 +242,13 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
     set_seed(params.seed, deterministic=True)
     splits = load_prepared()
     data = data_hash()
-    tags = tracking.lineage_tags(data)
+    tags = runs.lineage_tags(data)
     augmented = hasattr(task.augmentation(params), "generator")
     resume_from, resumed_run = to_resume(params, data, augmented)
 
     with (
         tempfile.TemporaryDirectory() as scratch,
-        tracking.tracked_run("train", params.flat(), tags, resume=resumed_run) as run,
+        runs.tracked_run("train", params.flat(), tags, resume=resumed_run) as run,
     ):
         remember(params, data, run.info.run_id if run else None)
         trainer, processor, features = build_trainer(
@@ -272,7 +272,7 @@ def train(params: Params, model_dir: Path = MODEL_DIR) -> TrainResult:
         baselines = score_baselines(splits["train"], splits["test"], params)
         metrics = score(processor, model, prediction, splits["test"], test_plots, None, baselines)
         model_uri = (
-            tracking.resilient(
+            runs.resilient(
                 lambda: _log_to_mlflow(
                     metrics, model_dir, splits["test"], test_plots, params.data.source
                 )
@@ -298,19 +298,19 @@ def _log_to_mlflow(
 
     from ..serving.predict import Predictor, mlflow_model_class, to_model_input
 
-    datasets = tracking.log_datasets(source, PREPARED_DIR)
+    datasets = runs.log_datasets(source, PREPARED_DIR)
     mlflow.log_artifacts(str(TRAIN_PLOTS_DIR), artifact_path="plots/train")
     mlflow.log_artifacts(str(test_plots), artifact_path="plots/evaluate")
     example_raw = task.example_input(test)
     example = pd.DataFrame({"input": [to_model_input(example_raw)]})
     output = pd.DataFrame(Predictor(model_dir).predict([example_raw]))
-    with tracking.quiet_mlflow():
+    with runs.quiet_mlflow():
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=mlflow_model_class()(),
             artifacts={"model": str(model_dir)},
             code_paths=[str(Path(__file__).parents[1])],  # the package, not training/
-            pip_requirements=tracking.pip_requirements(),
+            pip_requirements=runs.pip_requirements(),
             signature=infer_signature(example, output),
             input_example=example,
         )

@@ -27,7 +27,7 @@ from ..core.config import Params
 from ..core.errors import FlywheelError
 from ..core.paths import BEST_PARAMS_FILE, TUNE_DIR
 from ..tasks import task
-from ..tracking import runs as tracking
+from ..tracking import runs
 
 STUDY_FILE = "study.db"
 # Trials finished before the median pruner judges others, and epochs each trial gets first.
@@ -99,7 +99,7 @@ def _study_name(params: Params, space: dict[str, Any]) -> str:
     digest = hashlib.sha256(
         json.dumps([params.flat(), _plain(space), data_hash()], sort_keys=True).encode()
     )
-    return f"{tracking.EXPERIMENT}-{digest.hexdigest()[:12]}"
+    return f"{runs.EXPERIMENT}-{digest.hexdigest()[:12]}"
 
 
 def _pruning_reporter(trial: Any) -> Any:
@@ -138,13 +138,13 @@ def _objective(params: Params, space: dict[str, Any], splits: dict[str, Any], ta
         reporter = _pruning_reporter(trial)
         with (
             tempfile.TemporaryDirectory() as scratch,
-            tracking.tracked_run(f"trial {trial.number}", trial_params.flat(), tags) as run,
+            runs.tracked_run(f"trial {trial.number}", trial_params.flat(), tags) as run,
         ):
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             trainer, _, _ = build_trainer(trial_params, splits, scratch, [reporter])
             trainer.train()
             best = trainer.state.best_metric
-            tracking.set_trial_outcome(trial.number, best, reporter.pruned)
+            runs.set_trial_outcome(trial.number, best, reporter.pruned)
         if reporter.pruned:
             raise optuna.TrialPruned(f"validation {task.JUDGING.selection_metric} behind")
         return best
@@ -265,9 +265,9 @@ def tune(
     owed = max(total - len(done), 0)
     echo(f"study {name}: {len(done)} of {total} trials done, {owed} to run")
     splits = load_prepared()
-    tags = tracking.lineage_tags(data_hash()) | {"tune.study": name}
+    tags = runs.lineage_tags(data_hash()) | {"tune.study": name}
     settings = {"tune.trials": total, "tune.search_space": json.dumps(_plain(space))}
-    with tracking.tracked_run(
+    with runs.tracked_run(
         "tune", params.flat() | settings, tags, resume=study.user_attrs.get("mlflow_run_id")
     ) as parent:
         if parent is not None:
@@ -279,7 +279,7 @@ def tune(
             callbacks=[lambda study, trial: echo(_trial_line(trial))],
         )
         result = _result(study, params, params_file, owed, parent)
-        tracking.log_study(result.best_value, result.best_values, result.finished, result.pruned)
+        runs.log_study(result.best_value, result.best_values, result.finished, result.pruned)
     if apply:
         params_file.write_text(BEST_PARAMS_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     return result

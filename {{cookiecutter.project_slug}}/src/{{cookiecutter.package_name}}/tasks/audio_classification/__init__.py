@@ -1,1 +1,1 @@
-"""Audio classification: the task module (`task.py`) and its bake-time defaults (`_bake/`)."""
+"""Audio classification: its task module (the shared `tasks/audio.py` reads the sound)."""

@@ -1,1 +1,1 @@
-"""Image classification: the task module (`task.py`) and its bake-time defaults (`_bake/`)."""
+"""Image classification: its task module."""

@@ -1,1 +1,1 @@
-"""Speech recognition: the task module (`task.py`) and its bake-time defaults (`_bake/`)."""
+"""Speech recognition: its task module (the toy language is `tasks/toy_speech.py`)."""

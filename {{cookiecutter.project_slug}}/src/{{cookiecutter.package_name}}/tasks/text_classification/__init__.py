@@ -1,1 +1,1 @@
-"""Text classification: the task module (`task.py`) and its bake-time defaults (`_bake/`)."""
+"""Text classification: its task module."""

@@ -1,1 +1,1 @@
-"""Text generation: the task module, its OpenAI API and vLLM server, and its bake-time defaults."""
+"""Text generation: its task module, and its OpenAI API and vLLM server."""

@@ -1,1 +1,1 @@
-"""Text to speech: the task module, its synthesis models and its bake-time defaults (`_bake/`)."""
+"""Text to speech: its task module, and its synthesis models."""
