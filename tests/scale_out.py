@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 from helpers import Baked, free_port, primary_metric
+from team_server import Postgres
 
 
 def mlflow_runs(store: Path) -> dict[str, dict[str, str]]:
@@ -274,3 +275,90 @@ def assert_resumes_under_torchrun(
     assert "resuming from models/checkpoints/checkpoint-" in run.stderr, run.stderr[-3000:]
     [scores] = re.findall(r"^test metrics: (\{.*\})$", run.stdout, re.M)
     assert json.loads(scores) == uninterrupted, (scores, uninterrupted)
+
+
+PARALLEL_TRIALS = 4
+
+
+def assert_two_workers_share_one_study(
+    project: Baked, env: dict[str, str], database: Postgres, copy: Path
+) -> None:
+    """`tune` on two machines (the project and a copy of it, each with its own run lock) sharing
+    one study in PostgreSQL (`tune.storage`): the second is killed inside a trial; its trial is
+    failed when it stops beating, the study's budget is spent once (a `tune` run again after the
+    loss finishes what is owed), and every trial is an MLflow child run of the study's run."""
+    url = database.create("optuna")
+    raw = yaml.safe_load(project.text("params.yaml"))
+    raw["train"]["epochs"] = 1
+    rate = raw["train"]["learning_rate"]
+    raw["tune"] = {
+        "trials": PARALLEL_TRIALS,
+        "search_space": {"train.learning_rate": {"low": rate / 4, "high": rate * 4, "log": True}},
+        "storage": url,
+        "heartbeat_seconds": 1,
+    }
+    other = working_copy(project, copy)
+    shutil.copytree(project.path / "data" / "prepared", other.path / "data" / "prepared")
+    for folder in (project.path, other.path):
+        (folder / "params.tune.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    package = next((project.path / "src").iterdir()).name
+    command = ["python", "-m", package, "tune", "--params", "params.tune.yaml"]
+
+    def states() -> list[str]:
+        try:
+            return database.query("select state from trials", "optuna").split()
+        except subprocess.CalledProcessError:
+            return []  # no table yet: no worker has opened the study
+
+    logs = [project.path / "tune-1.log", other.path / "tune-2.log"]
+    with contextlib.ExitStack() as stack:
+        outputs = [stack.enter_context(log.open("w")) for log in logs]
+        workers = [
+            subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+            for folder, out in zip((project.path, other.path), outputs, strict=True)
+        ]
+        try:
+            deadline = time.monotonic() + 240
+            while states().count("RUNNING") < 2:  # both inside a trial
+                assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
+                    log.read_text(encoding="utf-8")[-2000:] for log in logs
+                ]
+                time.sleep(0.3)
+            workers[1].kill()
+            killed = time.monotonic()
+            assert workers[0].wait(timeout=300) == 0, logs[0].read_text(encoding="utf-8")[-3000:]
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+    # The lost worker's trial is owed: the survivor runs it when the trial was failed (3 missed
+    # heartbeats) before the survivor's last trial ended, else the next `tune` does.
+    if sum(state in ("COMPLETE", "PRUNED") for state in states()) < PARALLEL_TRIALS:
+        time.sleep(max(0.0, killed + 3 * 1 + 0.5 - time.monotonic()))  # 3 missed heartbeats
+        again = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    finished = states()
+    done = [state for state in finished if state in ("COMPLETE", "PRUNED")]
+    assert len(done) == PARALLEL_TRIALS and "COMPLETE" in done, finished
+    assert "FAIL" in finished and "RUNNING" not in finished, finished
+    parent = json.loads(
+        database.query(
+            "select value_json from study_user_attributes where key = 'mlflow_run_id'", "optuna"
+        )
+    )
+    trial_runs = {
+        json.loads(value)
+        for value in database.query(
+            "select a.value_json from trial_user_attributes a join trials t using (trial_id) "
+            "where a.key = 'mlflow_run_id' and t.state in ('COMPLETE', 'PRUNED')",
+            "optuna",
+        ).split()
+    }
+    children = set(
+        database.query(
+            f"select run_uuid from tags where key = 'mlflow.parentRunId' and value = '{parent}'"
+        ).split()
+    )
+    assert len(trial_runs) == PARALLEL_TRIALS and trial_runs <= children, (trial_runs, children)
+    for leftover in ("params.tune.yaml", "params.best.yaml", "tune-1.log"):
+        (project.path / leftover).unlink(missing_ok=True)

@@ -61,16 +61,22 @@ class Postgres:
     port: int
     programs: Path
 
-    def query(self, sql: str) -> str:
-        """One psql query's unaligned output, on the `mlflow` database."""
+    def query(self, sql: str, database: str = "mlflow") -> str:
+        """One psql query's unaligned output."""
         psql = [str(self.programs / "psql"), "-h", "127.0.0.1", "-p", str(self.port)]
         done = subprocess.run(
-            [*psql, "-U", "postgres", "-d", "mlflow", "-tAc", sql],
+            [*psql, "-U", "postgres", "-d", database, "-tAc", sql],
             capture_output=True,
             text=True,
             check=True,
         )
         return done.stdout.strip()
+
+    def create(self, database: str) -> str:
+        """A new empty database on this server, and its SQLAlchemy URL."""
+        createdb = [str(self.programs / "createdb"), "-h", "127.0.0.1", "-p", str(self.port)]
+        subprocess.run([*createdb, "-U", "postgres", database], check=True, capture_output=True)
+        return self.url.rsplit("/", 1)[0] + f"/{database}"
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from scale_out import (
     assert_resumes_under_torchrun,
     assert_trains_on_skypilot_nodes,
     assert_trains_under_torchrun,
+    assert_two_workers_share_one_study,
     working_copy,
 )
 from team_server import BUCKET, S3_CREDENTIALS, Postgres, bucket_keys, postgres, s3_server
@@ -132,6 +133,9 @@ def test_pipeline_versions_reproduces_and_trains_under_torchrun(
                 project, team, metric, project_bin, tmp_path
             )
             assert_the_team_server_keeps_promotes_and_serves_it(project, team, stores, run_id)
+            assert_two_workers_share_one_study(
+                project, team, stores.database, tmp_path / "tune-worker"
+            )
 
     # The same project, its data prepared, under torchrun: DDP over gloo with 2 CPU processes.
     if task != VERSIONED:

@@ -132,6 +132,12 @@ class TuneParams(Section):
     trials: int = Field(default=20, ge=1)
     # `section.key` of params.yaml -> its range or choices.
     search_space: dict[str, SearchRange] = Field(default_factory=dict)
+    # Where the study lives: null, tuning/study.db (one worker); a database URL Optuna accepts,
+    # for workers on several machines sharing one study.
+    storage: str | None = None
+    # A worker on a shared study beats this often; one silent for 3 beats is lost: its trial is
+    # failed, and owed to the study again.
+    heartbeat_seconds: int = Field(default=10, ge=1)
 
 
 class Params(Section):

@@ -4,7 +4,9 @@ The search space and the trial budget are the `tune` section of params.yaml. Eac
 with the project's own `build_trainer` and is an MLflow child run under one parent run; a trial
 whose per-epoch validation score falls behind the median of earlier trials at the same epoch is
 pruned. The study lives in SQLite (`tuning/study.db`): after an interruption, `tune` resumes it,
-marking the trial that was cut short as failed, and runs only the trials still owed. The best
+marking the trial that was cut short as failed, and runs only the trials still owed. With
+`tune.storage` (a database), workers on several machines share the study and its budget; a worker
+that stops beating has its trial failed, and owed again. The best
 values are written to `params.best.yaml` (params.yaml with those values changed, so a diff shows
 them); `--apply` writes them into params.yaml itself. The test split is never looked at.
 """
@@ -16,6 +18,8 @@ import hashlib
 import json
 import re
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +166,62 @@ def _mark_interrupted(study: Any) -> int:
     return len(stale)
 
 
+def _storage(params: Params) -> tuple[Any, bool]:
+    """The study's storage, and whether other workers may share it: the local SQLite file, or
+    `tune.storage` with heartbeats, so that a lost worker's trial is failed and run again."""
+    import optuna
+
+    if params.tune.storage is None:
+        TUNE_DIR.mkdir(exist_ok=True)
+        return f"sqlite:///{TUNE_DIR / STUDY_FILE}", False
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    beat = params.tune.heartbeat_seconds
+    try:
+        for attempt in range(3):
+            try:
+                storage = optuna.storages.RDBStorage(
+                    params.tune.storage, heartbeat_interval=beat, grace_period=3 * beat
+                )
+                break
+            except (IntegrityError, ProgrammingError):
+                # Workers started together on an empty database race to create its tables.
+                if attempt == 2:
+                    raise
+                time.sleep(1 + attempt)
+    except Exception as error:  # the URL, its driver or the server: Optuna's error names which
+        from sqlalchemy.engine import make_url
+
+        try:
+            shown = make_url(params.tune.storage).render_as_string(hide_password=True)
+        except Exception:
+            shown = "its URL"
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no reason"
+        raise FlywheelError(
+            f"tune.storage: {shown} cannot be opened ({type(error).__name__}: {reason}): "
+            "check the URL, the server, and its driver (make setup EXTRAS=team for PostgreSQL)"
+        ) from None
+    return storage, True
+
+
+def _stop_when_spent(total: int, shared: bool) -> Any:
+    """Stops this worker once the study's finished and running trials fill its budget, so that
+    workers sharing a study spend the budget once; a running trial of a lost worker is failed
+    first (no heartbeat), and so owed again."""
+    import optuna
+    from optuna.trial import TrialState
+
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+    def callback(study: Any, trial: Any) -> None:
+        if shared:
+            optuna.storages.fail_stale_trials(study)
+        if len(study.get_trials(deepcopy=False, states=counted)) >= total:
+            study.stop()
+
+    return callback
+
+
 def best_params_text(source: str, values: dict[str, Any]) -> str:
     """params.yaml's text with `section.key` values replaced in place: comments and order kept,
     so a diff shows exactly the tuned lines."""
@@ -242,12 +302,14 @@ def tune(
         raise FlywheelError("tune.search_space is empty: name the parameters to search")
     total = trials or params.tune.trials
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial comes from here
+    # Heartbeats and failing stale trials are marked experimental in Optuna 4 and 5.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     transformers_logging.disable_progress_bar()
-    TUNE_DIR.mkdir(exist_ok=True)
     name = _study_name(params, space)
+    storage, shared = _storage(params)
     study = optuna.create_study(
         study_name=name,
-        storage=f"sqlite:///{TUNE_DIR / STUDY_FILE}",
+        storage=storage,
         load_if_exists=True,
         direction="maximize" if selection_greater_is_better() else "minimize",
         sampler=optuna.samplers.TPESampler(seed=params.seed),
@@ -255,15 +317,18 @@ def tune(
             n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
         ),
     )
-    interrupted = _mark_interrupted(study)
-    if interrupted:
+    if shared:  # other workers' trials run too: only those without a heartbeat are failed
+        optuna.storages.fail_stale_trials(study)
+    elif interrupted := _mark_interrupted(study):
         echo(f"resuming study {name}: {interrupted} trial(s) cut short marked failed")
     if not study.trials:
         # The first trial is params.yaml's own values, so the best is measured against them.
-        study.enqueue_trial(_defaults_within(params, space))
+        study.enqueue_trial(_defaults_within(params, space), skip_if_exists=True)
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    owed = max(total - len(done), 0)
-    echo(f"study {name}: {len(done)} of {total} trials done, {owed} to run")
+    running = sum(t.state == TrialState.RUNNING for t in study.trials)
+    owed = max(total - len(done) - running, 0)
+    elsewhere = f", {running} running elsewhere" if running else ""
+    echo(f"study {name}: {len(done)} of {total} trials done{elsewhere}, {owed} to run")
     splits = load_prepared()
     tags = runs.lineage_tags(data_hash()) | {"tune.study": name}
     settings = {"tune.trials": total, "tune.search_space": json.dumps(_plain(space))}
@@ -276,7 +341,10 @@ def tune(
         study.optimize(
             _objective(params, space, splits, tags),
             n_trials=owed,
-            callbacks=[lambda study, trial: echo(_trial_line(trial))],
+            callbacks=[
+                lambda study, trial: echo(_trial_line(trial)),
+                _stop_when_spent(total, shared),
+            ],
         )
         result = _result(study, params, params_file, owed, parent)
         runs.log_study(result.best_value, result.best_values, result.finished, result.pruned)
