@@ -285,8 +285,8 @@ def assert_two_workers_share_one_study(
 ) -> None:
     """`tune` on two machines (the project and a copy of it, each with its own run lock) sharing
     one study in PostgreSQL (`tune.storage`): the second is killed inside a trial; its trial is
-    failed when it stops beating, the study's budget is spent once (a `tune` run again after the
-    loss finishes what is owed), and every trial is an MLflow child run of the study's run."""
+    failed when it stops beating and run again by the survivor, the study's budget is spent once,
+    and every trial is an MLflow child run of the study's run."""
     url = database.create("optuna")
     raw = yaml.safe_load(project.text("params.yaml"))
     raw["train"]["epochs"] = 1
@@ -310,14 +310,32 @@ def assert_two_workers_share_one_study(
         except subprocess.CalledProcessError:
             return []  # no table yet: no worker has opened the study
 
+    def study_run() -> str:
+        try:
+            return database.query(study_run_sql, "optuna")
+        except subprocess.CalledProcessError:
+            return ""  # no table yet
+
+    study_run_sql = "select value_json from study_user_attributes where key = 'mlflow_run_id'"
     logs = [project.path / "tune-1.log", other.path / "tune-2.log"]
     with contextlib.ExitStack() as stack:
         outputs = [stack.enter_context(log.open("w")) for log in logs]
-        workers = [
-            subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
-            for folder, out in zip((project.path, other.path), outputs, strict=True)
-        ]
+        workers: list[subprocess.Popen[bytes]] = []
         try:
+            for folder, out in zip((project.path, other.path), outputs, strict=True):
+                # The second starts once the first has recorded the study's MLflow run: workers
+                # started at the same moment could each open one (README, Hyper-parameter search).
+                deadline = time.monotonic() + 120
+                while workers and not study_run():
+                    assert time.monotonic() < deadline and workers[0].poll() is None, logs[
+                        0
+                    ].read_text(encoding="utf-8")[-2000:]
+                    time.sleep(0.3)
+                workers.append(
+                    subprocess.Popen(
+                        command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT
+                    )
+                )
             deadline = time.monotonic() + 240
             while states().count("RUNNING") < 2:  # both inside a trial
                 assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
@@ -325,27 +343,17 @@ def assert_two_workers_share_one_study(
                 ]
                 time.sleep(0.3)
             workers[1].kill()
-            killed = time.monotonic()
             assert workers[0].wait(timeout=300) == 0, logs[0].read_text(encoding="utf-8")[-3000:]
         finally:
             for worker in workers:
                 worker.kill()
                 worker.wait()
-    # The lost worker's trial is owed: the survivor runs it when the trial was failed (3 missed
-    # heartbeats) before the survivor's last trial ended, else the next `tune` does.
-    if sum(state in ("COMPLETE", "PRUNED") for state in states()) < PARALLEL_TRIALS:
-        time.sleep(max(0.0, killed + 3 * 1 + 0.5 - time.monotonic()))  # 3 missed heartbeats
-        again = subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True)
-        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    # The lost worker's trial was owed: the survivor waited for its missed heartbeats and ran it.
     finished = states()
     done = [state for state in finished if state in ("COMPLETE", "PRUNED")]
     assert len(done) == PARALLEL_TRIALS and "COMPLETE" in done, finished
     assert "FAIL" in finished and "RUNNING" not in finished, finished
-    parent = json.loads(
-        database.query(
-            "select value_json from study_user_attributes where key = 'mlflow_run_id'", "optuna"
-        )
-    )
+    parent = json.loads(study_run())
     trial_runs = {
         json.loads(value)
         for value in database.query(

@@ -204,20 +204,28 @@ def _storage(params: Params) -> tuple[Any, bool]:
     return storage, True
 
 
-def _stop_when_spent(total: int, shared: bool) -> Any:
-    """Stops this worker once the study's finished and running trials fill its budget, so that
-    workers sharing a study spend the budget once; a running trial of a lost worker is failed
-    first (no heartbeat), and so owed again."""
+def _stop_when_spent(total: int, beat: int | None) -> Any:
+    """Stops this worker once the study's finished trials fill its budget, so that workers
+    sharing a study (`beat`: their heartbeat, None for the one local worker) spend it once. While
+    the other workers' running trials would fill it, this one waits: they finish, or a lost
+    worker's trial misses its heartbeats, is failed, and this worker runs it again."""
     import optuna
     from optuna.trial import TrialState
 
     counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
     def callback(study: Any, trial: Any) -> None:
-        if shared:
-            optuna.storages.fail_stale_trials(study)
-        if len(study.get_trials(deepcopy=False, states=counted)) >= total:
-            study.stop()
+        while True:
+            if beat is not None:
+                optuna.storages.fail_stale_trials(study)
+            trials = study.get_trials(deepcopy=False, states=counted)
+            finished = sum(t.state != TrialState.RUNNING for t in trials)
+            if len(trials) < total:
+                return  # room for another trial here
+            if beat is None or finished >= total:
+                study.stop()
+                return
+            time.sleep(beat)
 
     return callback
 
@@ -340,10 +348,11 @@ def tune(
         gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
         study.optimize(
             _objective(params, space, splits, tags),
-            n_trials=owed,
+            # A shared study's budget is the callback's to keep: a worker may run a lost one's.
+            n_trials=None if shared and owed else owed,
             callbacks=[
                 lambda study, trial: echo(_trial_line(trial)),
-                _stop_when_spent(total, shared),
+                _stop_when_spent(total, params.tune.heartbeat_seconds if shared else None),
             ],
         )
         result = _result(study, params, params_file, owed, parent)
