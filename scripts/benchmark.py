@@ -10,6 +10,7 @@ shared project environment of the tests (`.cache/project-env`, built on first us
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -35,8 +36,10 @@ from helpers import (
     full_matrix,
     pairwise_matrix,
     snapshot_template,
+    with_params,
 )
 from project_env import ensure_project_env, env_with, project_requirements
+from real_data import package_descriptions
 
 
 def bake_with_cookiecutter(template: Path, answers: dict[str, str], out: Path) -> None:
@@ -105,14 +108,18 @@ def machine() -> dict[str, object]:
     }
 
 
-def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> dict[str, object]:
-    bakes = {}
-    # Every task's dependencies, even when only some train: the environment is the one the tests
-    # share, and a subset would rebuild it without the others' packages.
+def shared_project_env(template: Path, work: Path) -> Path:
+    """The tests' project environment, with every task's dependencies even when only some train:
+    a subset would rebuild it without the others' packages."""
+    bakes = []
     for task in cookiecutter_json()["task"]:
         bake_with_cookiecutter(template, {"task": task}, work / f"deps-{task}")
-        bakes[task] = next((work / f"deps-{task}").iterdir())
-    bin_dir = ensure_project_env(project_requirements(bakes.values()))
+        bakes.append(next((work / f"deps-{task}").iterdir()))
+    return ensure_project_env(project_requirements(bakes))
+
+
+def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> dict[str, object]:
+    bin_dir = shared_project_env(template, work)
     # The floor no training can go under: the libraries' import, timed in this same run, so the
     # ratio holds on a busy machine.
     imports = statistics.median(
@@ -150,6 +157,82 @@ def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> dict
     return results
 
 
+def measured(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
+    """Seconds and peak memory (MB) of one command, its own process alone: the peak resident set
+    (ru_maxrss), which counts the pages of memory-mapped files the system may drop again, and,
+    on Linux, the peak of the memory it cannot drop (RssAnon, sampled every 20 ms)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    status_file = Path(f"/proc/{process.pid}/status")
+    anonymous = 0
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        with contextlib.suppress(OSError):
+            for line in status_file.read_text(encoding="utf-8").splitlines():
+                if line.startswith("RssAnon:"):
+                    anonymous = max(anonymous, int(line.split()[1]))
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{shlex.join(command)} failed ({process.returncode}) in {cwd}")
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: kB on Linux, bytes on macOS
+    return {
+        "s": seconds,
+        "rss_mb": usage.ru_maxrss * scale / 2**20,
+        "anon_mb": anonymous / 1024,
+    }
+
+
+def data_scale(template: Path, work: Path, sizes: list[int], steps: int) -> dict[str, object]:
+    """`prepare` and `train` of the text classification project on CSV files of these many rows
+    (Debian's package descriptions, repeated), training capped at `steps` steps: time and peak
+    memory of each, to show how they grow with the data."""
+    bin_dir = shared_project_env(template, work)
+    out = work / "data-scale"
+    bake_with_cookiecutter(template, {"task": "text-classification"}, out)
+    project = next(out.iterdir())
+    package = project.name  # the default answers' package name
+    env = env_with(bin_dir, project)
+    del env["OMP_NUM_THREADS"]  # all cores, as a user runs it
+    rows = package_descriptions(work / "descriptions.csv").read_text(encoding="utf-8").splitlines()
+    header, examples = rows[0], rows[1:]
+    columns = ("prepare s", "peak RSS", "anonymous", "train s", "peak RSS", "anonymous")
+    print("\n" + f"{'rows':>10}" + "".join(f"{column:>12}" for column in columns) + "  (MB)")
+    results: dict[str, Any] = {"steps": steps, "rows": {}}
+    (project / "data").mkdir(exist_ok=True)
+    for size in sizes:
+        data = project / "data" / f"rows-{size}.csv"
+        with data.open("w", encoding="utf-8") as handle:
+            handle.write(header + "\n")
+            for index in range(size):
+                handle.write(examples[index % len(examples)] + "\n")
+        params = project / f"params-{size}.yaml"
+        text = with_params(
+            (project / "params.yaml").read_text(encoding="utf-8"),
+            {"source": data.relative_to(project).as_posix(), "epochs": 1, "max_steps": steps},
+        )
+        params.write_text(text, encoding="utf-8")
+        python = [str(bin_dir / "python"), "-m", package]
+        steps_measured = {
+            verb: measured([*python, verb, "--params", str(params)], project, env)
+            for verb in ("prepare", "train")
+        }
+        cells = [
+            f"{m['s']:>12.1f}{m['rss_mb']:>12.0f}{m['anon_mb']:>12.0f}"
+            for m in steps_measured.values()
+        ]
+        print(f"{size:>10}" + "".join(cells))
+        results["rows"][str(size)] = {
+            f"{verb}_{key}": round(value, 1) if key == "s" else round(value)
+            for verb, m in steps_measured.items()
+            for key, value in m.items()
+        }
+    return results
+
+
 def test_metrics(stdout: str) -> dict[str, object]:
     prefix = "test metrics: "
     lines = [line for line in stdout.splitlines() if line.startswith(prefix)]
@@ -170,6 +253,16 @@ def main() -> None:
         action="append",
         choices=cookiecutter_json()["task"],
         help="first model of this task only (repeatable; default: every task)",
+    )
+    parser.add_argument(
+        "--data-rows",
+        type=int,
+        action="append",
+        metavar="N",
+        help="prepare and train the text project on N rows (repeatable: 10000, 100000, ...)",
+    )
+    parser.add_argument(
+        "--data-steps", type=int, default=50, metavar="S", help="training steps at every size"
     )
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write the results there (docs/benchmarks/)"
@@ -209,6 +302,8 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
             results["first_model"] = first_model(
                 template, work, args.first_model, args.task or cookiecutter_json()["task"]
             )
+        if args.data_rows:
+            results["data_scale"] = data_scale(template, work, args.data_rows, args.data_steps)
         if args.matrix == "none":
             return
         matrix = full_matrix() if args.matrix == "full" else pairwise_matrix()

@@ -72,6 +72,23 @@ def benchmark_tables(result: dict[str, Any]) -> str:
         parts.append(table(["task", "median", "x import", "runs (s)"], rows))
         parts.append("The same runs' test scores on the embedded data, with the baselines:")
         parts.append(table(["task", "model", "baselines"], score_rows(first["tasks"])))
+    if scale := result.get("data_scale"):
+        parts.append(
+            f"The text classification project on N rows of text (CSV), training capped at "
+            f"{scale['steps']} steps (`--data-rows`): each command's time, its peak resident "
+            f"memory (which counts pages of memory-mapped files the system can drop again) and "
+            f"its peak anonymous memory (which it cannot):"
+        )
+        rows = [
+            [f"{int(size):,}"]
+            + [
+                f"{m[f'{verb}_s']:.1f} s / {m[f'{verb}_rss_mb']} MB / {m[f'{verb}_anon_mb']} MB"
+                for verb in ("prepare", "train")
+            ]
+            for size, m in scale["rows"].items()
+        ]
+        header = ["rows", "prepare: time / peak RSS / anonymous", "train: the same"]
+        parts.append(table(header, rows))
     if matrix := result.get("matrix"):
         rows = [
             [engine, f"{seconds:.1f} s", f"{seconds / matrix['combinations']:.3f} s"]

@@ -263,8 +263,9 @@ def text_files(paths: Iterable[Path]) -> Iterable[tuple[Path, str]]:
 
 
 def readme_commands(readme: str, section: str) -> list[str]:
-    """The shell lines of the first bash block under a README heading, comments stripped."""
-    match = re.search(rf"^## {re.escape(section)}\n.*?```bash\n(.*?)```", readme, re.S | re.M)
+    """The shell lines of the first bash block under a README heading (## or ###), comments
+    stripped."""
+    match = re.search(rf"^###? {re.escape(section)}\n.*?```bash\n(.*?)```", readme, re.S | re.M)
     assert match, f"no bash block under '## {section}'"
     lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in match.group(1).splitlines()]
     return [line for line in lines if line]

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -40,14 +41,25 @@ def mlflow_runs(store: Path) -> dict[str, dict[str, str]]:
 
 def torchrun_commands(project: Baked, nodes: int) -> list[list[str]]:
     """The command of each machine: one with 2 processes, or `nodes` agents of 1 process each
-    that meet at one c10d rendezvous endpoint (the README's multi-node command)."""
+    that meet at one c10d rendezvous endpoint (the README's multi-node command, its HOST:29400
+    and RUN_ID filled in)."""
     package = next((project.path / "src").iterdir()).name
     train = ["-m", package, "train"]
     if nodes == 1:  # --standalone: a free local port for the rendezvous
         return [["torchrun", "--standalone", "--nproc-per-node=2", *train]]
-    endpoint = f"127.0.0.1:{free_port()}"
-    agent = ["torchrun", f"--nnodes={nodes}", "--nproc-per-node=1", "--rdzv-backend=c10d"]
-    agent += [f"--rdzv-endpoint={endpoint}", f"--rdzv-id={project.path.name}"]
+    [written] = [
+        shlex.split(line)
+        for line in project.text("README.md").splitlines()
+        if line.strip().startswith("torchrun --nnodes=")
+    ]
+    assert written[-len(train) :] == train, written
+    filled = {
+        "--nnodes=2": f"--nnodes={nodes}",
+        "--rdzv-endpoint=HOST:29400": f"--rdzv-endpoint=127.0.0.1:{free_port()}",
+        "--rdzv-id=RUN_ID": f"--rdzv-id={project.path.name}",
+    }
+    assert set(filled) <= set(written), written
+    agent = [filled.get(word, word) for word in written[: -len(train)]]
     # On a cluster the machine whose address is the endpoint hosts the rendezvous store; on
     # 127.0.0.1 every agent matches it, so the first one is named the host.
     return [[*agent, f"--rdzv-conf=is_host={node == 0}", *train] for node in range(nodes)]

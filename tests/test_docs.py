@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -99,3 +100,19 @@ def test_the_version_lives_in_the_changelog_only() -> None:
         check=True,
     )
     assert result.stdout.strip() == releases[0][0]
+
+
+def test_the_readme_quotes_the_newest_data_scale_benchmark() -> None:
+    """A project's README reports how `prepare` and `train` grow with the data in the numbers of
+    the newest benchmark run with `--data-rows` (docs/benchmarks/), not in numbers typed apart."""
+    results = sorted((TEMPLATE_ROOT / "docs" / "benchmarks").glob("*.json"), reverse=True)
+    scales = [json.loads(path.read_text(encoding="utf-8")).get("data_scale") for path in results]
+    newest = next(scale for scale in scales if scale)
+    readme = (TEMPLATE_ROOT / "{{cookiecutter.project_slug}}" / "README.md").read_text("utf-8")
+    assert f"capped at {newest['steps']} steps" in readme
+    for size, measured in newest["rows"].items():
+        row = (
+            f"| {int(size):,} | {measured['prepare_s']:.1f} s, {measured['prepare_anon_mb']} MB "
+            f"| {measured['train_s']:.1f} s, {measured['train_anon_mb']} MB |"
+        )
+        assert row in readme, row

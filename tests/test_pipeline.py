@@ -161,19 +161,25 @@ def team_tracking_server(
     """The README's `make mlflow-server` on a real PostgreSQL and moto's S3 server; the
     environment of a client of it (MLFLOW_TRACKING_URI, and no bucket endpoint or keys: the
     server holds those) and the two stores, for the test to look into."""
-    [server, client] = readme_commands(project.text("README.md"), "Experiment tracking")
+    readme = project.text("README.md")
+    [server, client] = readme_commands(readme, "Experiment tracking")
     assert server == "make mlflow-server", server
     assert client == "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 make train", client
+    # Scale out's team server, as written but for its placeholders (the shared environment of
+    # the tests already holds the `team` extra's drivers).
+    [setup, team_server, team_client] = readme_commands(readme, "A team tracking server")
+    assert setup == "make setup EXTRAS=team", setup
+    assert team_client == "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 make train", team_client
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with postgres() as database, s3_server() as endpoint:
-        stores = [
-            f"MLFLOW_PORT={port}",
-            f"MLFLOW_BACKEND_STORE_URI={database.url}",
-            f"MLFLOW_ARTIFACTS_DESTINATION=s3://{BUCKET}/mlflow",
-        ]
+        command = team_server.replace(
+            "postgresql+psycopg2://mlflow@DB_HOST:5432/mlflow", database.url
+        ).replace("s3://BUCKET/", f"s3://{BUCKET}/")
+        assert "DB_HOST" not in command and "BUCKET" not in command, command
         keys = {**env, **S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
-        with background([*server.split(), *stores], project.path, keys, f"{url}/health"):
+        keys["MLFLOW_PORT"] = str(port)  # a free port, where the README's server takes 5000
+        with background(["bash", "-c", command], project.path, keys, f"{url}/health"):
             yield {**env, "MLFLOW_TRACKING_URI": url}, TeamStores(database, endpoint)
 
 

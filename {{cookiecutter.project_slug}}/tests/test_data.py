@@ -1,16 +1,21 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import FlywheelError
-from {{ cookiecutter.package_name }}.core.paths import PREPARED_DIR
+from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR, PREPARED_DIR
+from {{ cookiecutter.package_name }}.data import prepare as preparing
 from {{ cookiecutter.package_name }}.data.prepare import (
     SPLITS,
+    Rows,
     data_hash,
+    encode,
     load_prepared,
     prepare,
 )
+from {{ cookiecutter.package_name }}.tasks import task
 
 
 def test_prepare_is_deterministic(tmp_path: Path) -> None:
@@ -28,6 +33,25 @@ def test_splits_are_non_empty_and_sized_by_the_fractions(trained) -> None:
     fraction = trained.params.data.test_fraction
     assert abs(sizes["test"] / total - fraction) < 0.05
     assert set(splits["train"].column_names) == {"input", "label"}
+
+
+def test_splits_are_memory_mapped_and_a_big_encoded_split_reads_alike(trained, monkeypatch) -> None:
+    """Splits are mapped from files on disk, not loaded into memory; an encoded split over the
+    in-memory size stays mapped too, and its rows are those of the in-memory encoding."""
+    splits = load_prepared()
+    assert all(split.cache_files for split in splits.values())
+    processor, _ = task.load(MODEL_DIR)
+    test = splits["test"]
+    in_memory = encode(test, processor)
+    monkeypatch.setattr(preparing, "ROWS_IN_MEMORY_BYTES", 0)
+    mapped = encode(test, processor)
+    assert isinstance(in_memory, Rows) and not isinstance(mapped, Rows)
+    assert mapped.cache_files and len(mapped) == len(in_memory) == len(test)
+    rows = [0, len(test) // 2, len(test) - 1]
+    for kept, read in zip(in_memory.__getitems__(rows), mapped.__getitems__(rows), strict=True):
+        assert kept.keys() == read.keys()
+        for name, values in kept.items():
+            np.testing.assert_array_equal(values, read[name])
 
 
 def test_a_missing_source_is_named(tmp_path: Path) -> None:
@@ -53,6 +77,7 @@ def test_a_failed_prepare_keeps_the_previous_data(trained) -> None:
         ("empty.csv", b"", "is empty: write your examples into it"),
         ("header.csv", b"text,label\n", "holds no examples (a header alone): add rows"),
         ("blank.jsonl", b"\n  \n", "holds no examples: add rows"),
+        ("blank-lines.csv", b"text,label\n\n \n\r\n", "holds no examples (a header alone)"),
         ("binary.csv", bytes(range(256)) * 16, None),  # each task's reader names its own reason
     ],
 )

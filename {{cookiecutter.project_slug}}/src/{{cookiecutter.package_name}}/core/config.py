@@ -32,6 +32,9 @@ class TrainParams(Section):
     # Epochs without a better validation score before training stops (the best epoch's model is
     # kept either way); null: train every epoch.
     early_stopping_patience: int | None = Field(ge=1)
+    # At most this many optimizer steps, the last epoch cut short (null: every epoch). A default,
+    # so a params.yaml from before the cap still loads.
+    max_steps: int | None = Field(default=None, ge=1)
     # CUDA only; ignored (with a log line) on a CPU. See device.py.
     mixed_precision: bool
     tf32: bool

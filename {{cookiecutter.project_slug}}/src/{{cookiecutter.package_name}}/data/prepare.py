@@ -7,8 +7,14 @@ previous data untouched.
 
 from __future__ import annotations
 
+import atexit
+import functools
+import itertools
+import math
 import shutil
 import tempfile
+import uuid
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,13 +70,11 @@ def _read_source(path: Path, params: Params) -> Any:
             f"data.source: {path} is empty: write your examples into it in {LAYOUT}"
         )
     header = HEADER_LINES.get(path.suffix) if path.is_file() else None
-    if header is not None:
-        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
-        if sum(1 for line in lines if line.strip()) <= header:
-            raise FlywheelError(
-                f"data.source: {path} holds no examples"
-                f"{' (a header alone)' if header else ''}: add rows in {LAYOUT}"
-            )
+    if header is not None and not _has_rows(path, header):
+        raise FlywheelError(
+            f"data.source: {path} holds no examples"
+            f"{' (a header alone)' if header else ''}: add rows in {LAYOUT}"
+        )
     try:
         return task.load_source(path, params)
     except FlywheelError:
@@ -84,6 +88,14 @@ def _read_source(path: Path, params: Params) -> Any:
             f"data.source: {path} cannot be read ({type(cause).__name__}: {summary}): "
             f"save it as UTF-8 text in {LAYOUT}"
         ) from None
+
+
+def _has_rows(path: Path, header: int) -> bool:
+    """Whether the file has a non-blank line after its header, read line by line: a file of any
+    size costs one line of memory."""
+    with path.open("rb") as lines:
+        non_blank = (line for line in lines if line.strip())
+        return next(itertools.islice(non_blank, header, None), None) is not None
 
 
 def _canonical_columns(dataset: Any, params: Params) -> Any:
@@ -109,28 +121,70 @@ def split(dataset: Any, params: Params) -> dict[str, Any]:
         return {name: dataset[name] for name in SPLITS}
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"]
+    import numpy as np
+
     dataset, stratify = task.prepare_labels(dataset)
-    dataset = dataset.shuffle(seed=params.seed)
+    # Rows are drawn as positions, in the order `Dataset.shuffle(seed)` draws, and split as
+    # `Dataset.train_test_split(seed=...)` splits, so the splits are those datasets would give;
+    # but its stratified split reads the label column one row at a time (datasets 5.2: 100 s of
+    # a million rows' 114 s), so the labels are read here, in batches.
+    order = np.random.default_rng(params.seed).permutation(len(dataset))
     if params.data.max_samples:
-        dataset = dataset.select(range(min(params.data.max_samples, len(dataset))))
+        order = order[: params.data.max_samples]
+    labels = _column(dataset, stratify)[order] if stratify else None
     held_out = params.data.validation_fraction + params.data.test_fraction
     try:
-        first = dataset.train_test_split(
-            test_size=held_out, seed=params.seed, stratify_by_column=stratify
-        )
-        second = first["test"].train_test_split(
-            test_size=params.data.test_fraction / held_out,
-            seed=params.seed,
-            stratify_by_column=stratify,
+        kept, held = _split_positions(len(order), held_out, params.seed, labels)
+        validation, test = _split_positions(
+            len(held),
+            params.data.test_fraction / held_out,
+            params.seed,
+            None if labels is None else labels[held],
         )
     except ValueError as error:  # too few examples (of a class) for the three splits
-        reason = str(error).splitlines()[0].rstrip(".")
         raise FlywheelError(
-            f"data.source: the {len(dataset)} examples of {params.data.source} cannot be split "
-            f"into train, validation and test ({reason}): add examples"
+            f"data.source: the {len(order)} examples of {params.data.source} cannot be split "
+            f"into train, validation and test ({error}): add examples"
             f"{' of every class' if stratify else ''}"
         ) from None
-    return {"train": first["train"], "validation": second["train"], "test": second["test"]}
+    rows = {"train": order[kept], "validation": order[held][validation], "test": order[held][test]}
+    return {name: dataset.select(positions) for name, positions in rows.items()}
+
+
+def _column(dataset: Any, name: str) -> Any:
+    """One column of a dataset as a NumPy array, read a batch at a time."""
+    import numpy as np
+
+    batches = dataset.select_columns([name]).with_format("numpy").iter(batch_size=BATCH_ROWS)
+    return np.concatenate([batch[name] for batch in batches])
+
+
+def _split_positions(
+    count: int, test_size: float, seed: int, labels: Any = None
+) -> tuple[Any, Any]:
+    """Positions of the train and test parts of `count` rows, as `Dataset.train_test_split`
+    draws them (stratified by `labels` where given)."""
+    import numpy as np
+    from datasets.utils.stratify import stratified_shuffle_split_generate_indices
+
+    n_test = math.ceil(test_size * count)
+    n_train = count - n_test
+    if n_train <= 0:
+        raise ValueError("the train split would be empty")
+    generator = np.random.default_rng(seed)
+    if labels is None:
+        permutation = generator.permutation(count)
+        return permutation[n_test : n_test + n_train], permutation[:n_test]
+    try:
+        train, test = next(
+            stratified_shuffle_split_generate_indices(labels, n_train, n_test, rng=generator)
+        )
+    except ValueError as error:
+        reason = str(error).splitlines()[0].rstrip(".")
+        if reason == "Minimum class count error":  # datasets' words, made a sentence
+            reason = "a class has a single example"
+        raise ValueError(reason) from None
+    return np.asarray(train), np.asarray(test)
 
 
 def prepare(params: Params, out_dir: Path = PREPARED_DIR) -> dict[str, int]:
@@ -155,12 +209,49 @@ def prepare(params: Params, out_dir: Path = PREPARED_DIR) -> dict[str, int]:
 
 
 def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
-    """The prepared splits, read straight from Parquet (no cache files written next to them)."""
+    """The prepared splits, memory-mapped: each Parquet file is copied batch by batch into an
+    Arrow file in this process's scratch folder, so a split of any size costs pages the system
+    can drop, not memory, and no cache file is written beside the data."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     from datasets import Dataset
 
     require_prepared(data_dir)
-    return {name: Dataset(pq.read_table(data_dir / f"{name}.parquet")) for name in SPLITS}
+    splits = {}
+    for name in SPLITS:
+        parquet = pq.ParquetFile(data_dir / f"{name}.parquet")
+        arrow = scratch_file(f"{name}.arrow")
+        with pa.OSFile(str(arrow), "wb") as sink:
+            with pa.ipc.new_stream(sink, parquet.schema_arrow) as writer:
+                for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                    writer.write_batch(batch)
+        splits[name] = _removed_with(Dataset.from_file(str(arrow)), arrow)
+    return splits
+
+
+# Rows read or encoded at a time: memory for a batch, whatever the split's size.
+BATCH_ROWS = 10_000
+
+
+@functools.cache
+def _scratch_dir() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="flywheel-data-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def scratch_file(name: str) -> Path:
+    """A new path in a folder of this process that is removed when it exits."""
+    return _scratch_dir() / f"{uuid.uuid4().hex}-{name}"
+
+
+def _removed_with(holder: Any, *files: Path) -> Any:
+    """`holder`, whose scratch files are deleted once it is garbage, so that a long process (a
+    study's trials, each encoding its splits) does not fill the disk. A memory-mapped file stays
+    readable after it is deleted, for whatever still maps it."""
+    for file in files:
+        weakref.finalize(holder, file.unlink, missing_ok=True)
+    return holder
 
 
 def require_prepared(data_dir: Path = PREPARED_DIR) -> None:
@@ -199,6 +290,24 @@ class Rows:
     32 small images took 3 ms to fetch, a fifth of each training step of the image model on CPU;
     from these columns it takes microseconds. Rows are what `datasets` gave: dicts of arrays."""
 
+    @classmethod
+    def of(cls, encoded: Any) -> Rows:
+        """An encoded dataset's columns in memory: lists of scalars of varying length (token
+        ids) as Ragged columns, the others as `datasets` formats them for NumPy (an N-d array
+        where every row has one shape)."""
+        import pyarrow as pa
+
+        columns, others = {}, []
+        for name in encoded.column_names:
+            column = encoded.data.column(name)
+            if pa.types.is_list(column.type) and not pa.types.is_nested(column.type.value_type):
+                columns[name] = Ragged.of(column)
+            else:
+                others.append(name)
+        if others:
+            columns |= encoded.select_columns(others).with_format("numpy")[:]
+        return cls({name: columns[name] for name in encoded.column_names})
+
     def __init__(self, columns: dict[str, Any]) -> None:
         self.columns = columns
         self._length = len(next(iter(columns.values()))) if columns else 0
@@ -220,20 +329,59 @@ class Rows:
         return Rows({**self.columns, name: values})
 
 
-def encode(split: Any, processor: Any) -> Rows:
-    """A split's model inputs and labels, computed once and kept in memory (no cache files)."""
+class Ragged:
+    """A column of rows of varying length held as Arrow holds it, one flat array and the offsets
+    where rows start. An array object for each row (NumPy's object arrays, what `datasets` gives)
+    took 7 times the memory: 43 MB against 6 MB for 70,000 package descriptions' token ids."""
+
+    def __init__(self, values: Any, offsets: Any) -> None:
+        self.values, self.offsets = values, offsets
+
+    @classmethod
+    def of(cls, column: Any) -> Ragged:
+        """From a chunked Arrow list column."""
+        import pyarrow as pa
+
+        joined = pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], column.type)
+        offsets = joined.offsets.to_numpy()
+        return cls(joined.flatten().to_numpy(zero_copy_only=False), offsets - offsets[0])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> Any:
+        return self.values[self.offsets[index] : self.offsets[index + 1]]
+
+
+# Encoded splits up to this size are read into memory for the fastest batches (Rows); larger
+# ones stay memory-mapped on disk and are read batch by batch.
+ROWS_IN_MEMORY_BYTES = 256 * 2**20
+
+
+def encode(split: Any, processor: Any) -> Any:
+    """A split's model inputs and labels, computed once into a memory-mapped Arrow file: as Rows
+    in memory when small enough, else the memory-mapped dataset itself (NumPy-formatted)."""
+    files = scratch_file("encoded.arrow"), scratch_file("arrays.arrow")
     encoded = split.map(
         task.training_features(processor),
         batched=True,
         remove_columns=split.column_names,
-        keep_in_memory=True,
+        cache_file_name=str(files[0]),
         new_fingerprint=f"{split._fingerprint}-encoded",
     )
     # Arrays collate faster than Python lists: N-d columns read back as one array.
-    return Rows(_as_arrays(encoded).with_format("numpy")[:])
+    encoded = _as_arrays(encoded, files[1]).with_format("numpy")
+    if encoded.data.nbytes > ROWS_IN_MEMORY_BYTES:
+        return _removed_with(encoded, *files)
+    return _removed_with(Rows.of(encoded), *files)
 
 
-def _as_arrays(encoded: Any) -> Any:
+def with_column(rows: Any, name: str, values: list[Any]) -> Any:
+    """Encoded rows (Rows or a memory-mapped dataset) with one more column."""
+    return rows.with_column(name, values) if isinstance(rows, Rows) else rows.add_column(name, values)
+
+
+def _as_arrays(encoded: Any, cache_file: Path) -> Any:
     """Nested-list columns whose rows share every dimension but the first (spectrograms, pixels)
     cast to datasets' N-d array types, which read back as one array per row instead of being
     rebuilt list by list on every batch (a third of a speech model's epoch on CPU)."""
@@ -260,7 +408,9 @@ def _as_arrays(encoded: Any) -> Any:
             continue  # ragged inner dimension: stays a list
         dtype = np.dtype(values.type.to_pandas_dtype()).name
         features[name] = array_types[len(shape) + 1](shape=(None, *shape), dtype=dtype)
-    return encoded.cast(features, keep_in_memory=True) if features != encoded.features else encoded
+    if features == encoded.features:
+        return encoded
+    return encoded.cast(features, cache_file_name=str(cache_file))
 
 
 def data_hash(data_dir: Path = PREPARED_DIR) -> str:

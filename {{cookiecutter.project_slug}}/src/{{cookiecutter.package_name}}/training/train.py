@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import gc_pause
 from ..core.checksums import write_manifest
 from ..core.paths import MODEL_DIR, PREPARED_DIR, TRAIN_PLOTS_DIR
-from ..data.prepare import build_model, data_hash, encode, load_prepared
+from ..data.prepare import build_model, data_hash, encode, load_prepared, with_column
 from ..tasks import task
 from ..tasks.contract import augments_batches
 from ..tracking import runs
@@ -104,7 +104,7 @@ def _training_features(splits: dict[str, Any], processor: Any, augment: Any) -> 
             continue
         features[name] = encode(split, processor)
         if name == "train" and augment is not None:
-            features[name] = features[name].with_column(TRAINING_ROW, [True] * len(split))
+            features[name] = with_column(features[name], TRAINING_ROW, [True] * len(split))
     return features
 
 
@@ -199,6 +199,7 @@ def build_trainer(
         params.train,
         output_dir,
         num_train_epochs=params.train.epochs,
+        max_steps=params.train.max_steps or -1,  # -1: the Trainer's "every epoch"
         weight_decay=params.train.weight_decay,
         warmup_steps=params.train.warmup_ratio,  # a float below 1 is a ratio of all steps
         eval_strategy="epoch",

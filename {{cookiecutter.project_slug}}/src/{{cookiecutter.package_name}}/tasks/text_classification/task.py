@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -178,7 +178,13 @@ def baselines(train: Any, test: Any, params: Any) -> dict[str, dict[str, float]]
     return classification.baselines(train, test, classical)
 
 
-def _build_tokenizer(texts: list[str], vocab_size: int):
+def _texts(split: Any) -> Iterator[str]:
+    """A split's texts, a batch at a time: a list of them all would grow with the data."""
+    for batch in split.iter(batch_size=10_000):
+        yield from batch["input"]
+
+
+def _build_tokenizer(texts: Iterable[str], vocab_size: int):
     """A WordPiece tokenizer whose vocabulary is built from these texts.
 
     Counted and sorted in Python rather than by the `tokenizers` trainer, whose tie-breaking
@@ -240,7 +246,7 @@ def build(params: Any, train: Any, labels: list[str]):
             **label_config(labels),
         )
     else:
-        tokenizer = _build_tokenizer(list(train["input"]), spec.vocab_size)
+        tokenizer = _build_tokenizer(_texts(train), spec.vocab_size)
         config = BertConfig(
             vocab_size=len(tokenizer),
             hidden_size=spec.hidden_size,
