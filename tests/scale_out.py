@@ -296,9 +296,9 @@ def assert_two_workers_share_one_study(
     project: Baked, env: dict[str, str], database: Postgres, copy: Path
 ) -> None:
     """`tune` on two machines (the project and a copy of it, each with its own run lock) sharing
-    one study in PostgreSQL (`tune.storage`): the second is killed inside a trial; its trial is
-    failed when it stops beating and run again by the survivor, the study's budget is spent once,
-    and every trial is an MLflow child run of the study's run."""
+    one study in PostgreSQL (`tune.storage`), started at the same moment: the second is killed
+    inside a trial; its trial is failed when it stops beating and run again by the survivor, the
+    study's budget is spent once, and every trial is an MLflow child run of the study's one run."""
     url = database.create("optuna")
     raw = yaml.safe_load(project.text("params.yaml"))
     raw["train"]["epochs"] = 1
@@ -334,15 +334,9 @@ def assert_two_workers_share_one_study(
         outputs = [stack.enter_context(log.open("w")) for log in logs]
         workers: list[subprocess.Popen[bytes]] = []
         try:
+            # Both at the same moment: they race to create the database's tables, the study
+            # and its MLflow run, and one of each must come out.
             for folder, out in zip((project.path, other.path), outputs, strict=True):
-                # The second starts once the first has recorded the study's MLflow run: workers
-                # started at the same moment could each open one (README, Hyper-parameter search).
-                deadline = time.monotonic() + 120
-                while workers and not study_run():
-                    assert time.monotonic() < deadline and workers[0].poll() is None, logs[
-                        0
-                    ].read_text(encoding="utf-8")[-2000:]
-                    time.sleep(0.3)
                 workers.append(
                     subprocess.Popen(
                         command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT
@@ -380,5 +374,13 @@ def assert_two_workers_share_one_study(
         ).split()
     )
     assert len(trial_runs) == PARALLEL_TRIALS and trial_runs <= children, (trial_runs, children)
+    tag = f"select value from tags where key = 'tune.study' and run_uuid = '{parent}'"
+    study = database.query(tag)
+    parents = database.query(
+        "select count(*) from tags t where key = 'tune.study' and value = '" + study + "' and "
+        "not exists (select 1 from tags p where p.run_uuid = t.run_uuid "
+        "and p.key = 'mlflow.parentRunId')"
+    )
+    assert parents == "1", f"{parents} tune runs for study {study}"
     for leftover in ("params.tune.yaml", "params.best.yaml", "tune-1.log"):
         (project.path / leftover).unlink(missing_ok=True)

@@ -204,6 +204,33 @@ def _storage(params: Params) -> tuple[Any, bool]:
     return storage, True
 
 
+# A shared study's MLflow run is opened by one worker; the others wait this long for its id.
+PARENT_RUN_WAIT_SECONDS = 120
+
+
+def _first_to_open(storage: Any, name: str) -> bool:
+    """Whether this worker opens the shared study's MLflow run: the database lets one worker
+    create a study of this name, a claim that holds for workers started at the same moment."""
+    import optuna
+
+    try:
+        optuna.create_study(study_name=f"{name} mlflow run", storage=storage)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+    return True
+
+
+def _opened_elsewhere(study: Any) -> str | None:
+    """The MLflow run id another worker recorded for the study, once it has; None if it has not
+    within PARENT_RUN_WAIT_SECONDS (it stopped first: this worker opens a run of its own)."""
+    deadline = time.monotonic() + PARENT_RUN_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if run_id := study.user_attrs.get("mlflow_run_id"):
+            return str(run_id)
+        time.sleep(0.5)
+    return None
+
+
 def _stop_when_spent(total: int, beat: int | None) -> Any:
     """Stops this worker once the study's finished trials fill its budget, so that workers
     sharing a study (`beat`: their heartbeat, None for the one local worker) spend it once. While
@@ -340,9 +367,10 @@ def tune(
     splits = load_prepared()
     tags = runs.lineage_tags(data_hash()) | {"tune.study": name}
     settings = {"tune.trials": total, "tune.search_space": json.dumps(_plain(space))}
-    with runs.tracked_run(
-        "tune", params.flat() | settings, tags, resume=study.user_attrs.get("mlflow_run_id")
-    ) as parent:
+    resume = study.user_attrs.get("mlflow_run_id")
+    if shared and resume is None and not _first_to_open(storage, name):
+        resume = _opened_elsewhere(study)
+    with runs.tracked_run("tune", params.flat() | settings, tags, resume=resume) as parent:
         if parent is not None:
             study.set_user_attr("mlflow_run_id", parent.info.run_id)
         gc_pause.resume()  # the libraries are loaded: collect again, without rescanning them
