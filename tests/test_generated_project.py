@@ -318,11 +318,13 @@ print(client.get_logged_model(source.removeprefix("models:/")).tags["mlflow.mode
 @pytest.mark.slow
 @TEXT
 def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
-    """`make promote` as written (the first champion, then the same run again), and `make serve`
-    answering from the champion alias."""
+    """`make promote` as written (the first champion, then the same run again), `make serve`
+    answering from the champion alias, and `make rollback` refused with no earlier champion."""
     project, env = trained_text
-    promote, promote_run, serve = readme_commands(project.text("README.md"), "Model registry")
+    commands = readme_commands(project.text("README.md"), "Model registry")
+    promote, promote_run, serve, rollback = commands
     assert (promote, promote_run) == ("make promote", "make promote RUN=<run id>")
+    assert rollback == "make rollback", rollback
     run = project.run("make", "promote", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     name = project.path.name
@@ -345,6 +347,13 @@ def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str
         answer = json.loads(response.read())
     assert answer["model"] == f"models:/{name}@champion"
     assert answer["run_id"] == promoted[2]
+    # One champion: nothing to roll back to, said in one line (test_registry.py rolls back).
+    refused = project.run(*rollback.split(), env=env)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode != 0 and len(errors) == 1, refused.stderr[-3000:]
+    assert errors[0].startswith(
+        f"error: rollback: @champion version {promoted[1]} replaced no earlier champion"
+    ), errors
 
 
 BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\d.]+"

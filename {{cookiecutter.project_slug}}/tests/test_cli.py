@@ -50,6 +50,7 @@ USAGE_MISTAKES = [
     (["promote", "--run"], "Option '--run' requires an argument", PROG),
     (["export", "--format", "onnx"], "No such option: --format", f"{PROG} export"),
     (["sync-runs", "all"], "Got unexpected extra argument", f"{PROG} sync-runs"),
+    (["rollback", "2"], "Got unexpected extra argument", f"{PROG} rollback"),
     (["gate", "--budget", "1"], "No such option: --budget", f"{PROG} gate"),
 ]
 # What `export` says first where the task has nothing to export, before it looks for a model.
@@ -76,6 +77,7 @@ INPUT_MISTAKES = [
     (["tune", "--params", "nope.yaml"], "nope.yaml not found: run from the project root"),
     (["promote"], "models/model names no tracked run: train a model (make train) or pass --run"),
     (["promote", "--run", "abc"], "no MLflow store at mlflow.db: run from the project root"),
+    (["rollback"], "no MLflow store at mlflow.db: run from the project root"),
     (["export"], NOT_EXPORTED or "models/model holds no trained model: run `train` first"),
     (["export", "--model-dir", "nope"], NOT_EXPORTED or "nope holds no trained model: run `train`"),
     (["reproduce", "abc"], "reproduce needs the project's git and DVC repository: run `make init`"),

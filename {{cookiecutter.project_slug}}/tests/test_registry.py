@@ -1,6 +1,6 @@
 """The model registry through a real MLflow server on 127.0.0.1: `promote` makes the first
 champion, promotes a better run, refuses a worse one with both scores; `predict` and `serve`
-answer from models:/<name>@champion."""
+answer from models:/<name>@champion; `rollback` restores the champion it replaced."""
 
 import json
 import shutil
@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.data.prepare import load_prepared
 from {{ cookiecutter.package_name }}.lifecycle.registry import (
     CHAMPION,
     MODEL_NAME,
+    REPLACED,
     improvement,
     model_folder,
 )
@@ -109,6 +110,24 @@ def test_promote_keeps_the_better_model_as_champion_and_serves_it(
     assert predicted.exit_code == 0, predicted.output
     [answer_line] = [line for line in predicted.output.splitlines() if line.startswith("{")]
     assert json.loads(answer_line)["input"] == argument
+
+    # Version 2 replaced version 1: rollback puts version 1 back, in one line, and refuses to
+    # go further (version 1 replaced no champion).
+    registry = mlflow.MlflowClient(tracking_server.url)
+    assert registry.get_model_version(MODEL_NAME, "2").tags[REPLACED] == "1"
+    rolled = runner.invoke(app, ["rollback"])
+    assert rolled.exit_code == 0, rolled.output
+    [line] = rolled.output.strip().splitlines()
+    assert line == (
+        f"rolled @{CHAMPION} back from {MODEL_NAME} version 2 (run {longer.run_id}, {metric} "
+        f"{longer_score}) to version 1 (run {short.run_id}, {metric} {short_score})"
+    ), line
+    assert registry.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == "1"
+    refused = runner.invoke(app, ["rollback"])
+    assert refused.exit_code == 1
+    [line] = refused.output.strip().splitlines()
+    assert line.startswith(f"error: rollback: @{CHAMPION} version 1 replaced no earlier"), line
+    assert registry.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == "1"
 
 
 def test_an_unknown_alias_is_one_line(trained, tracking_server, monkeypatch) -> None:

@@ -332,6 +332,16 @@ def promote(
 
 @app.command()
 @friendly_errors
+def rollback() -> None:
+    """Move the alias `champion` back to the version it replaced (a running `serve` keeps the
+    model it loaded: restart it)."""
+    from .lifecycle.registry import rollback as roll_back
+
+    typer.echo(roll_back().summary())
+
+
+@app.command()
+@friendly_errors
 @one_at_a_time
 def export(model_dir: ModelOption = MODEL_DIR) -> None:
     """Export the trained model, checked against it on the test split: to ONNX (models/onnx),

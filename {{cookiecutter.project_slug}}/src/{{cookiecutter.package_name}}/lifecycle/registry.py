@@ -2,7 +2,8 @@
 
 `promote` registers the model a run logged (one version per run, named after the project) and
 moves the alias `champion` to it only when its primary test metric beats the champion's by
-`registry.min_improvement` (params.yaml). `serve` and `predict` take any MLflow model URI
+`registry.min_improvement` (params.yaml), tagging it with the version it replaced, which
+`rollback` moves the alias back to. `serve` and `predict` take any MLflow model URI
 (`models:/<name>@champion`, `models:/<name>/3`, `runs:/<id>/model`) as well as a local folder.
 """
 
@@ -32,6 +33,8 @@ MODEL_ARTIFACT = "artifacts/model"
 URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 # What a registered version carries from its run, besides the score it was judged by.
 LINEAGE_PREFIXES = ("lineage.", "dvc.", "task")
+# The version tag naming the champion a promotion replaced: where `rollback` moves the alias.
+REPLACED = "replaced_champion"
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,55 @@ def promote(run_id: str, min_improvement: float) -> Promotion:
                 f"{min_improvement} ({'higher' if task.JUDGING.greater_is_better else 'lower'} "
                 f"is better); it stays registered as version {candidate.number}"
             )
+    if champion is not None:
+        client.set_model_version_tag(MODEL_NAME, candidate.number, REPLACED, champion.number)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, candidate.number)
     return Promotion(candidate, champion, promoted=True)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    demoted: Version
+    restored: Version
+
+    def summary(self) -> str:
+        metric = f"test {task.JUDGING.primary_metric}"
+        old, new = self.demoted, self.restored
+        return (
+            f"rolled @{CHAMPION} back from {MODEL_NAME} version {old.number} (run {old.run_id}, "
+            f"{metric} {old.score}) to version {new.number} (run {new.run_id}, {metric} "
+            f"{new.score})"
+        )
+
+
+def rollback() -> Rollback:
+    """Move the alias `champion` back to the version the champion replaced when it was promoted
+    (again: to the one before that). Refused in one line where no champion or no earlier one is
+    recorded."""
+    from mlflow.exceptions import MlflowException
+
+    client = project_client()
+    champion = _champion(client)
+    if champion is None:
+        raise FlywheelError(
+            f"rollback: {MODEL_NAME} has no @{CHAMPION} to roll back: `make promote` one first"
+        )
+    replaced = client.get_model_version(MODEL_NAME, champion.number).tags.get(REPLACED)
+    if replaced is None:
+        raise FlywheelError(
+            f"rollback: @{CHAMPION} version {champion.number} replaced no earlier champion (the "
+            "first one, or promoted before rollback existed): set the alias by hand in MLflow"
+        )
+    try:
+        restored = client.get_model_version(MODEL_NAME, replaced)
+    except MlflowException:
+        raise FlywheelError(
+            f"rollback: version {replaced}, which @{CHAMPION} version {champion.number} replaced, "
+            "is no longer in the registry: set the alias by hand in MLflow"
+        ) from None
+    score = _score(client.get_run(restored.run_id))
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, replaced)
+    return Rollback(champion, Version(restored.version, restored.run_id, score))
 
 
 def is_model_uri(model: str) -> bool:
