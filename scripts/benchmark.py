@@ -157,7 +157,7 @@ def first_model(template: Path, work: Path, runs: int, tasks: list[str]) -> dict
     return results
 
 
-def measured(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
+def measured(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float | None]:
     """Seconds and peak memory (MB) of one command, its own process alone: the peak resident set
     (ru_maxrss), which counts the pages of memory-mapped files the system may drop again, and,
     on Linux, the peak of the memory it cannot drop (RssAnon, sampled every 20 ms)."""
@@ -182,8 +182,16 @@ def measured(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, fl
     return {
         "s": seconds,
         "rss_mb": usage.ru_maxrss * scale / 2**20,
-        "anon_mb": anonymous / 1024,
+        # No /proc (macOS): not measured, rather than a 0 the docs would show.
+        "anon_mb": anonymous / 1024 if Path("/proc/self/status").is_file() else None,
     }
+
+
+def rounded(key: str, value: float | None) -> float | None:
+    """Seconds to a tenth, megabytes whole; None (not measured) as it is."""
+    if value is None:
+        return None
+    return round(value, 1) if key == "s" else round(value)
 
 
 def data_scale(template: Path, work: Path, sizes: list[int], steps: int) -> dict[str, object]:
@@ -216,18 +224,18 @@ def data_scale(template: Path, work: Path, sizes: list[int], steps: int) -> dict
         )
         params.write_text(text, encoding="utf-8")
         python = [str(bin_dir / "python"), "-m", package]
-        steps_measured = {
+        by_verb = {
             verb: measured([*python, verb, "--params", str(params)], project, env)
             for verb in ("prepare", "train")
         }
         cells = [
-            f"{m['s']:>12.1f}{m['rss_mb']:>12.0f}{m['anon_mb']:>12.0f}"
-            for m in steps_measured.values()
+            f"{m['s'] or 0:>12.1f}{m['rss_mb'] or 0:>12.0f}{m['anon_mb'] or 0:>12.0f}"
+            for m in by_verb.values()
         ]
         print(f"{size:>10}" + "".join(cells))
         results["rows"][str(size)] = {
-            f"{verb}_{key}": round(value, 1) if key == "s" else round(value)
-            for verb, m in steps_measured.items()
+            f"{verb}_{key}": rounded(key, value)
+            for verb, m in by_verb.items()
             for key, value in m.items()
         }
     return results

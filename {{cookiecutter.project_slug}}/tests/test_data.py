@@ -13,7 +13,9 @@ from {{ cookiecutter.package_name }}.data.prepare import (
     data_hash,
     encode,
     load_prepared,
+    load_raw,
     prepare,
+    split,
 )
 from {{ cookiecutter.package_name }}.tasks import task
 
@@ -52,6 +54,32 @@ def test_splits_are_memory_mapped_and_a_big_encoded_split_reads_alike(trained, m
         assert kept.keys() == read.keys()
         for name, values in kept.items():
             np.testing.assert_array_equal(values, read[name])
+
+
+@pytest.mark.parametrize("max_samples", [None, 150])
+def test_the_splits_are_those_datasets_draws(max_samples: int | None) -> None:
+    """`split` draws positions itself (datasets' stratified split read labels a row at a time):
+    the same rows, in the same order, as `shuffle` and two `train_test_split`s with the seed."""
+    params = load_params()
+    data = params.data.model_copy(update={"max_samples": max_samples})
+    params = params.model_copy(update={"data": data})
+    dataset, stratify = task.prepare_labels(load_raw(params))
+    drawn = split(dataset, params)
+    shuffled = dataset.shuffle(seed=params.seed)
+    if max_samples:
+        shuffled = shuffled.select(range(min(max_samples, len(shuffled))))
+    held_out = params.data.validation_fraction + params.data.test_fraction
+    first = shuffled.train_test_split(
+        test_size=held_out, seed=params.seed, stratify_by_column=stratify
+    )
+    second = first["test"].train_test_split(
+        test_size=params.data.test_fraction / held_out,
+        seed=params.seed,
+        stratify_by_column=stratify,
+    )
+    expected = {"train": first["train"], "validation": second["train"], "test": second["test"]}
+    for name in SPLITS:
+        assert drawn[name].to_dict() == expected[name].to_dict(), name
 
 
 def test_a_missing_source_is_named(tmp_path: Path) -> None:

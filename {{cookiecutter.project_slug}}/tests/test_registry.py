@@ -15,7 +15,7 @@ from {{ cookiecutter.package_name }}.data.prepare import load_prepared
 from {{ cookiecutter.package_name }}.lifecycle.registry import (
     CHAMPION,
     MODEL_NAME,
-    REPLACED,
+    REPLACED_TAG,
     improvement,
     model_folder,
 )
@@ -114,7 +114,7 @@ def test_promote_keeps_the_better_model_as_champion_and_serves_it(
     # Version 2 replaced version 1: rollback puts version 1 back, in one line, and refuses to
     # go further (version 1 replaced no champion).
     registry = mlflow.MlflowClient(tracking_server.url)
-    assert registry.get_model_version(MODEL_NAME, "2").tags[REPLACED] == "1"
+    assert registry.get_model_version(MODEL_NAME, "2").tags[REPLACED_TAG] == "1"
     rolled = runner.invoke(app, ["rollback"])
     assert rolled.exit_code == 0, rolled.output
     [line] = rolled.output.strip().splitlines()
@@ -122,6 +122,13 @@ def test_promote_keeps_the_better_model_as_champion_and_serves_it(
         f"rolled @{CHAMPION} back from {MODEL_NAME} version 2 (run {longer.run_id}, {metric} "
         f"{longer_score}) to version 1 (run {short.run_id}, {metric} {short_score})"
     ), line
+    assert registry.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == "1"
+    # The next `make promote` of the demoted run does not undo the rollback.
+    undone = runner.invoke(app, ["promote", "--run", longer.run_id])
+    assert undone.exit_code == 1
+    [line] = undone.output.strip().splitlines()
+    demoted = f"{MODEL_NAME} version 2 (run {longer.run_id}) was rolled back"
+    assert line.startswith(f"error: not promoted: {demoted}"), line
     assert registry.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == "1"
     refused = runner.invoke(app, ["rollback"])
     assert refused.exit_code == 1

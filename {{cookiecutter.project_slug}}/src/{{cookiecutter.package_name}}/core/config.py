@@ -159,8 +159,20 @@ class Params(Section):
         verbs that come after a run (`promote`, `tune`) are not the run's parameters."""
         return dict(_flatten(self.model_dump(mode="json", exclude=set(AFTER_THE_RUN))))
 
+    def fingerprinted(self) -> dict[str, Any]:
+        """`flat()` less the keys added after a release while they hold the default that does
+        what that release did: a checkpoint or a tuning study made before `copier update`
+        brought the key still resumes after it."""
+        return {
+            key: value
+            for key, value in self.flat().items()
+            if key not in ADDED_SINCE_A_RELEASE or ADDED_SINCE_A_RELEASE[key] != value
+        }
+
 
 AFTER_THE_RUN = ("monitor", "registry", "tune")
+# Keys params.yaml gained after a release, with the default that keeps the release's behaviour.
+ADDED_SINCE_A_RELEASE: dict[str, Any] = {"train.max_steps": None}
 
 
 def _flatten(tree: dict[str, Any], prefix: str = ""):

@@ -11,6 +11,7 @@ import atexit
 import functools
 import itertools
 import math
+import os
 import shutil
 import tempfile
 import uuid
@@ -128,18 +129,25 @@ def split(dataset: Any, params: Params) -> dict[str, Any]:
     # `Dataset.train_test_split(seed=...)` splits, so the splits are those datasets would give;
     # but its stratified split reads the label column one row at a time (datasets 5.2: 100 s of
     # a million rows' 114 s), so the labels are read here, in batches.
+    if len(dataset) == 0:
+        raise FlywheelError(f"data.source: {params.data.source} holds no examples: add rows")
     order = np.random.default_rng(params.seed).permutation(len(dataset))
     if params.data.max_samples:
         order = order[: params.data.max_samples]
-    labels = _column(dataset, stratify)[order] if stratify else None
+        labels = _column(dataset.select(order), stratify) if stratify else None
+    else:
+        labels = _column(dataset, stratify)[order] if stratify else None
     held_out = params.data.validation_fraction + params.data.test_fraction
     try:
-        kept, held = _split_positions(len(order), held_out, params.seed, labels)
-        validation, test = _split_positions(
-            len(held),
+        train_rows, held_out_rows = _split_positions(
+            len(order), held_out, params.seed, labels, ("train", "held-out")
+        )
+        validation_rows, test_rows = _split_positions(
+            len(held_out_rows),
             params.data.test_fraction / held_out,
             params.seed,
-            None if labels is None else labels[held],
+            None if labels is None else labels[held_out_rows],
+            ("validation", "test"),
         )
     except ValueError as error:  # too few examples (of a class) for the three splits
         raise FlywheelError(
@@ -147,7 +155,11 @@ def split(dataset: Any, params: Params) -> dict[str, Any]:
             f"into train, validation and test ({error}): add examples"
             f"{' of every class' if stratify else ''}"
         ) from None
-    rows = {"train": order[kept], "validation": order[held][validation], "test": order[held][test]}
+    rows = {
+        "train": order[train_rows],
+        "validation": order[held_out_rows][validation_rows],
+        "test": order[held_out_rows][test_rows],
+    }
     return {name: dataset.select(positions) for name, positions in rows.items()}
 
 
@@ -160,17 +172,17 @@ def _column(dataset: Any, name: str) -> Any:
 
 
 def _split_positions(
-    count: int, test_size: float, seed: int, labels: Any = None
+    count: int, test_size: float, seed: int, labels: Any, parts: tuple[str, str]
 ) -> tuple[Any, Any]:
-    """Positions of the train and test parts of `count` rows, as `Dataset.train_test_split`
-    draws them (stratified by `labels` where given)."""
+    """Positions of the two `parts` of `count` rows, as `Dataset.train_test_split` draws them
+    (the second `test_size` of them; stratified by `labels` where given)."""
     import numpy as np
     from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
     n_test = math.ceil(test_size * count)
     n_train = count - n_test
     if n_train <= 0:
-        raise ValueError("the train split would be empty")
+        raise ValueError(f"the {parts[0]} split would be empty")
     generator = np.random.default_rng(seed)
     if labels is None:
         permutation = generator.permutation(count)
@@ -208,17 +220,19 @@ def prepare(params: Params, out_dir: Path = PREPARED_DIR) -> dict[str, int]:
     return {name: len(dataset) for name, dataset in splits.items()}
 
 
-def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
-    """The prepared splits, memory-mapped: each Parquet file is copied batch by batch into an
-    Arrow file in this process's scratch folder, so a split of any size costs pages the system
-    can drop, not memory, and no cache file is written beside the data."""
+def load_prepared(
+    data_dir: Path = PREPARED_DIR, names: tuple[str, ...] = SPLITS
+) -> dict[str, Any]:
+    """The prepared splits (`names` of them), memory-mapped: each Parquet file is copied batch
+    by batch into an Arrow file in this process's scratch folder, so a split of any size costs
+    pages the system can drop, not memory, and no cache file is written beside the data."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from datasets import Dataset
 
     require_prepared(data_dir)
     splits = {}
-    for name in SPLITS:
+    for name in names:
         parquet = pq.ParquetFile(data_dir / f"{name}.parquet")
         arrow = scratch_file(f"{name}.arrow")
         with pa.OSFile(str(arrow), "wb") as sink:
@@ -233,11 +247,30 @@ def load_prepared(data_dir: Path = PREPARED_DIR) -> dict[str, Any]:
 BATCH_ROWS = 10_000
 
 
+SCRATCH_PREFIX = "flywheel-data-"
+
+
 @functools.cache
 def _scratch_dir() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="flywheel-data-"))
+    """This process's scratch folder in the system's temporary folder (TMPDIR), removed at exit;
+    the folders of processes that were killed (no exit handler runs) are removed here."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def scratch_file(name: str) -> Path:
@@ -310,6 +343,7 @@ class Rows:
 
     def __init__(self, columns: dict[str, Any]) -> None:
         self.columns = columns
+        self.maps_files_of: Rows | None = None
         self._length = len(next(iter(columns.values()))) if columns else 0
 
     def __len__(self) -> int:
@@ -326,7 +360,9 @@ class Rows:
         return list(self.columns)
 
     def with_column(self, name: str, values: Any) -> Rows:
-        return Rows({**self.columns, name: values})
+        extended = Rows({**self.columns, name: values})
+        extended.maps_files_of = self  # its arrays may be views of this one's mapped files
+        return extended
 
 
 class Ragged:
@@ -377,8 +413,13 @@ def encode(split: Any, processor: Any) -> Any:
 
 
 def with_column(rows: Any, name: str, values: list[Any]) -> Any:
-    """Encoded rows (Rows or a memory-mapped dataset) with one more column."""
-    return rows.with_column(name, values) if isinstance(rows, Rows) else rows.add_column(name, values)
+    """Encoded rows (Rows or a memory-mapped dataset) with one more column; the new object
+    holds the old one, whose scratch files it still maps, so they are not deleted under it."""
+    if isinstance(rows, Rows):
+        return rows.with_column(name, values)
+    extended = rows.add_column(name, values)
+    extended.maps_files_of = rows
+    return extended
 
 
 def _as_arrays(encoded: Any, cache_file: Path) -> Any:

@@ -34,7 +34,10 @@ URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 # What a registered version carries from its run, besides the score it was judged by.
 LINEAGE_PREFIXES = ("lineage.", "dvc.", "task")
 # The version tag naming the champion a promotion replaced: where `rollback` moves the alias.
-REPLACED = "replaced_champion"
+REPLACED_TAG = "replaced_champion"
+# The tag `rollback` puts on the version it demoted, which `promote` then refuses: the next
+# `make promote` of the same run would otherwise undo the rollback.
+ROLLED_BACK_TAG = "rolled_back"
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,13 @@ def promote(run_id: str, min_improvement: float) -> Promotion:
     candidate = _register(client, run, score)
     if champion is not None and champion.number == candidate.number:
         return Promotion(candidate, champion, promoted=True)
+    tags = client.get_model_version(MODEL_NAME, candidate.number).tags
+    if ROLLED_BACK_TAG in tags:
+        raise FlywheelError(
+            f"not promoted: {MODEL_NAME} version {candidate.number} (run {run_id}) was rolled back "
+            f"from @{CHAMPION}: train a new model, or delete the version's `{ROLLED_BACK_TAG}` tag "
+            "in MLflow to promote it again"
+        )
     if champion is not None:
         gain = improvement(score, champion.score)
         if gain <= 0 or gain < min_improvement:
@@ -160,7 +170,7 @@ def promote(run_id: str, min_improvement: float) -> Promotion:
                 f"is better); it stays registered as version {candidate.number}"
             )
     if champion is not None:
-        client.set_model_version_tag(MODEL_NAME, candidate.number, REPLACED, champion.number)
+        client.set_model_version_tag(MODEL_NAME, candidate.number, REPLACED_TAG, champion.number)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, candidate.number)
     return Promotion(candidate, champion, promoted=True)
 
@@ -192,7 +202,7 @@ def rollback() -> Rollback:
         raise FlywheelError(
             f"rollback: {MODEL_NAME} has no @{CHAMPION} to roll back: `make promote` one first"
         )
-    replaced = client.get_model_version(MODEL_NAME, champion.number).tags.get(REPLACED)
+    replaced = client.get_model_version(MODEL_NAME, champion.number).tags.get(REPLACED_TAG)
     if replaced is None:
         raise FlywheelError(
             f"rollback: @{CHAMPION} version {champion.number} replaced no earlier champion (the "
@@ -206,6 +216,7 @@ def rollback() -> Rollback:
             "is no longer in the registry: set the alias by hand in MLflow"
         ) from None
     score = _score(client.get_run(restored.run_id))
+    client.set_model_version_tag(MODEL_NAME, champion.number, ROLLED_BACK_TAG, "true")
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, replaced)
     return Rollback(champion, Version(restored.version, restored.run_id, score))
 

@@ -35,7 +35,7 @@ def checkpoint_dir() -> Path:
 
 def fingerprint(params: Any, data_hash: str) -> str:
     """What the checkpoints must have been trained with: every parameter and the data."""
-    values = {key: value for key, value in params.flat().items() if key != "train.resume"}
+    values = {key: value for key, value in params.fingerprinted().items() if key != "train.resume"}
     return hashlib.sha256(json.dumps([values, data_hash], sort_keys=True).encode()).hexdigest()
 
 

@@ -129,6 +129,20 @@ def _early_stopping(patience: int | None) -> list[Any]:
     return [EarlyStoppingCallback(early_stopping_patience=patience), StopWhenPerfect()]
 
 
+def _step_cap(max_steps: int | None) -> list[Any]:
+    """Stop after `max_steps` optimizer steps, mid-epoch if need be; the epoch ends as usual
+    (validation, checkpoint, best model). Not the Trainer's own `max_steps`, which replaces the
+    epochs: a cap beyond `train.epochs` would train on past them."""
+    from transformers import TrainerCallback
+
+    class StepCap(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if max_steps is not None and state.global_step >= max_steps:
+                control.should_training_stop = True
+
+    return [] if max_steps is None else [StepCap()]
+
+
 def _save(processor: Any, model: Any, model_dir: Path, run_id: str | None) -> Any:
     """Replace the saved model atomically: a failed save keeps the previous one. The folder's
     manifest records the run and every file's checksum (checked before the model is used).
@@ -199,7 +213,6 @@ def build_trainer(
         params.train,
         output_dir,
         num_train_epochs=params.train.epochs,
-        max_steps=params.train.max_steps or -1,  # -1: the Trainer's "every epoch"
         weight_decay=params.train.weight_decay,
         warmup_steps=params.train.warmup_ratio,  # a float below 1 is a ratio of all steps
         eval_strategy="epoch",
@@ -228,6 +241,7 @@ def build_trainer(
         callbacks=[
             _epoch_logger(),
             *_early_stopping(params.train.early_stopping_patience),
+            *_step_cap(params.train.max_steps),
             *callbacks,
         ],
     )

@@ -101,7 +101,7 @@ def _study_name(params: Params, space: dict[str, Any]) -> str:
     from ..data.prepare import data_hash
 
     digest = hashlib.sha256(
-        json.dumps([params.flat(), _plain(space), data_hash()], sort_keys=True).encode()
+        json.dumps([params.fingerprinted(), _plain(space), data_hash()], sort_keys=True).encode()
     )
     return f"{runs.EXPERIMENT}-{digest.hexdigest()[:12]}"
 
@@ -204,11 +204,12 @@ def _storage(params: Params) -> tuple[Any, bool]:
     return storage, True
 
 
-# A shared study's MLflow run is opened by one worker; the others wait this long for its id.
+# A shared study's MLflow run is opened by one worker; the others wait this long for its id:
+# what a worker takes to load the data and the libraries and reach the tracking server, with room.
 PARENT_RUN_WAIT_SECONDS = 120
 
 
-def _first_to_open(storage: Any, name: str) -> bool:
+def _claims_study_run(storage: Any, name: str) -> bool:
     """Whether this worker opens the shared study's MLflow run: the database lets one worker
     create a study of this name, a claim that holds for workers started at the same moment."""
     import optuna
@@ -368,7 +369,8 @@ def tune(
     tags = runs.lineage_tags(data_hash()) | {"tune.study": name}
     settings = {"tune.trials": total, "tune.search_space": json.dumps(_plain(space))}
     resume = study.user_attrs.get("mlflow_run_id")
-    if shared and resume is None and not _first_to_open(storage, name):
+    if shared and resume is None and not _claims_study_run(storage, name):
+        echo(f"study {name}: waiting for the worker that opens its MLflow run")
         resume = _opened_elsewhere(study)
     with runs.tracked_run("tune", params.flat() | settings, tags, resume=resume) as parent:
         if parent is not None:
