@@ -357,7 +357,7 @@ def export(model_dir: ModelOption = MODEL_DIR) -> None:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # of loading and writing a few files
-        source = export_checkpoint(Predictor(model_dir), load_prepared()["test"])
+        source = export_checkpoint(Predictor(model_dir), load_prepared(names=("test",))["test"])
         typer.echo(
             f"exported {CHECKPOINT_DIR} ({CHECKPOINT_DTYPE} safetensors): the same next token "
             f"as the trained model at {source['same_top_prediction']:.1%} of the positions of "
@@ -366,7 +366,7 @@ def export(model_dir: ModelOption = MODEL_DIR) -> None:
         )
         return
     require_exportable()  # before loading anything
-    source = export_model(Predictor(model_dir), load_prepared()["test"])
+    source = export_model(Predictor(model_dir), load_prepared(names=("test",))["test"])
     typer.echo(
         f"exported {ONNX_DIR / ONNX_FILE}: largest difference from PyTorch on "
         f"{source['test_inputs']} test inputs: {source['max_abs_difference']:.2e}"

@@ -397,19 +397,20 @@ ROWS_IN_MEMORY_BYTES = 256 * 2**20
 def encode(split: Any, processor: Any) -> Any:
     """A split's model inputs and labels, computed once into a memory-mapped Arrow file: as Rows
     in memory when small enough, else the memory-mapped dataset itself (NumPy-formatted)."""
-    files = scratch_file("encoded.arrow"), scratch_file("arrays.arrow")
+    encoded_file, cast_file = scratch_file("encoded.arrow"), scratch_file("arrays.arrow")
     encoded = split.map(
         task.training_features(processor),
         batched=True,
         remove_columns=split.column_names,
-        cache_file_name=str(files[0]),
+        cache_file_name=str(encoded_file),
         new_fingerprint=f"{split._fingerprint}-encoded",
     )
     # Arrays collate faster than Python lists: N-d columns read back as one array.
-    encoded = _as_arrays(encoded, files[1]).with_format("numpy")
+    encoded = _as_arrays(encoded, cast_file).with_format("numpy")
     if encoded.data.nbytes > ROWS_IN_MEMORY_BYTES:
-        return _removed_with(encoded, *files)
-    return _removed_with(Rows.of(encoded), *files)
+        return _removed_with(encoded, encoded_file, cast_file)
+    # `map` writes a new table, without an indices mapping: its columns are its rows, in order.
+    return _removed_with(Rows.of(encoded), encoded_file, cast_file)
 
 
 def with_column(rows: Any, name: str, values: list[Any]) -> Any:

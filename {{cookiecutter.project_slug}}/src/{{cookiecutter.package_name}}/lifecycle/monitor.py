@@ -272,7 +272,7 @@ def monitor(params: Any, model_dir: Path, folder: Path = MONITOR_DIR) -> list[Sh
         )
     require_model(model_dir)
     processor, _ = task.load(model_dir)
-    train = reference(load_prepared()["train"], processor, params.seed)
+    train = reference(load_prepared(names=("train",))["train"], processor, params.seed)
     shifts = compare(train, live, settings)
     (folder / DRIFT_FILE).write_text(
         json.dumps(

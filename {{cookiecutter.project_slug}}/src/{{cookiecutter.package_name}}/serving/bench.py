@@ -248,7 +248,7 @@ def onnx_measurements(predictor: Any, measure: Callable[[Any], dict[str, Any]]) 
     if task.WHY_NO_ONNX:
         return {"unavailable": task.WHY_NO_ONNX}
     with tempfile.TemporaryDirectory() as scratch:
-        source = export(predictor, load_prepared()["test"], Path(scratch))
+        source = export(predictor, load_prepared(names=("test",))["test"], Path(scratch))
         onnx = Predictor(predictor.model_dir, "onnx", onnx_dir=Path(scratch))
         return {"max_abs_difference": source["max_abs_difference"], **measure(onnx)}
 
@@ -262,7 +262,7 @@ def train_throughput(params: Params, steps: int) -> float:
 
     transformers_logging.disable_progress_bar()
     set_seed(params.seed)
-    train = load_prepared()["train"]
+    train = load_prepared(names=("train",))["train"]
     processor, model = build_model(params, train)
     with tempfile.TemporaryDirectory() as scratch:
         args = trainer_arguments(
@@ -295,7 +295,7 @@ def bench(
 
     from .predict import Predictor
 
-    example = task.example_input(load_prepared()["test"])
+    example = task.example_input(load_prepared(names=("test",))["test"])
     with_torch = Predictor(model_dir)
 
     def measure(predictor: Any) -> dict[str, Any]:

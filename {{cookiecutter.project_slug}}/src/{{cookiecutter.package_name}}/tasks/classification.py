@@ -115,10 +115,12 @@ def compute_metrics(processor: Any) -> Callable[[Any], dict[str, float]]:
     return metrics
 
 
-# The baselines fit on at most this many training rows (a seeded sample beyond it): a classical
-# model learns what it can from them, and its memory stops growing with the data.
+# The baselines fit on at most this many training rows (a sample beyond it, with a fixed seed so
+# that a run's baseline does not move with `seed`): a classical model learns what it can from
+# them, and its memory stops growing with the data.
 BASELINE_ROWS = 100_000
-# Test rows predicted at a time.
+# Test rows predicted at a time: the features of a whole test split (TF-IDF, pixels) would grow
+# with it.
 PREDICT_ROWS = 10_000
 
 

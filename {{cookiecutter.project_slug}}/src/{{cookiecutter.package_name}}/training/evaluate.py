@@ -74,7 +74,7 @@ def evaluate(params: Params, model_dir: Path = MODEL_DIR) -> dict[str, Any]:
     from ..serving.predict import Predictor
 
     predictor = Predictor(model_dir)
-    splits = load_prepared()
+    splits = load_prepared(names=("train", "test"))
     baselines = score_baselines(splits["train"], splits["test"], params)
     return evaluate_model(
         params, predictor.processor, predictor.model, splits["test"], baselines=baselines
