@@ -322,6 +322,17 @@ def assert_two_workers_share_one_study(
         except subprocess.CalledProcessError:
             return []  # no table yet: no worker has opened the study
 
+    def running_with_a_run() -> int:
+        try:
+            return int(database.query(running_sql, "optuna"))
+        except subprocess.CalledProcessError:
+            return 0  # no table yet
+
+    running_sql = (
+        "select count(*) from trials t join trial_user_attributes a using (trial_id) "
+        "where t.state = 'RUNNING' and a.key = 'mlflow_run_id'"
+    )
+
     def study_run() -> str:
         try:
             return database.query(study_run_sql, "optuna")
@@ -343,7 +354,9 @@ def assert_two_workers_share_one_study(
                     )
                 )
             deadline = time.monotonic() + 240
-            while states().count("RUNNING") < 2:  # both inside a trial
+            # Both inside a trial that has opened its MLflow run, so beating: a worker killed
+            # before its first beat is the generated test_tune's case (failed after a minute).
+            while running_with_a_run() < 2:
                 assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
                     log.read_text(encoding="utf-8")[-2000:] for log in logs
                 ]

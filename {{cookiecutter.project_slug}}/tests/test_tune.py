@@ -117,3 +117,24 @@ def test_best_values_replace_only_their_own_lines() -> None:
     source = "train:\n  epochs: 8  # a budget\n  learning_rate: 0.002\nserve:\n  epochs: 1\n"
     text = best_params_text(source, {"train.epochs": 3, "train.learning_rate": 0.01})
     assert text == "train:\n  epochs: 3  # a budget\n  learning_rate: 0.01\nserve:\n  epochs: 1\n"
+
+
+def test_a_trial_left_running_before_its_first_heartbeat_is_failed(tmp_path, monkeypatch) -> None:
+    """Optuna fails trials whose heartbeats stopped, never one that had none (a worker stopped
+    between a trial's start and its first beat): one that has not opened its MLflow run in time
+    is failed, one that has is left to its heartbeats."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from {{ cookiecutter.package_name }}.training import tune as tuning
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    unstarted = study.ask()
+    started = study.ask()
+    started.set_user_attr("mlflow_run_id", "a run")
+    tuning._fail_unstarted(study)  # both started a moment ago
+    assert {t.state for t in study.trials} == {TrialState.RUNNING}
+    monkeypatch.setattr(tuning, "UNSTARTED_TRIAL_SECONDS", 0)
+    tuning._fail_unstarted(study)
+    states = {t.number: t.state for t in study.trials}
+    assert states == {unstarted.number: TrialState.FAIL, started.number: TrialState.RUNNING}

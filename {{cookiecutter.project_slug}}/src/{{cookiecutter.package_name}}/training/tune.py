@@ -232,6 +232,27 @@ def _opened_elsewhere(study: Any) -> str | None:
     return None
 
 
+# Optuna fails a trial whose heartbeats stopped, never one that had none: a worker stopped between
+# the start of a trial and its first heartbeat leaves it running for good. A trial that has not
+# opened its MLflow run (its first step, seconds in) this long after it started is failed too.
+UNSTARTED_TRIAL_SECONDS = 60
+
+
+def _fail_unstarted(study: Any) -> None:
+    import datetime
+
+    from optuna.trial import TrialState
+
+    now = datetime.datetime.now()  # Optuna records trial starts in local time, without a zone
+    for running in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = running.datetime_start
+        if "mlflow_run_id" in running.user_attrs or started is None:
+            continue
+        if (now - started).total_seconds() > UNSTARTED_TRIAL_SECONDS:
+            # Another worker may have failed it meanwhile.
+            study.tell(running.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
 def _stop_when_spent(total: int, beat: int | None) -> Any:
     """Stops this worker once the study's finished trials fill its budget, so that workers
     sharing a study (`beat`: their heartbeat, None for the one local worker) spend it once. While
@@ -246,6 +267,7 @@ def _stop_when_spent(total: int, beat: int | None) -> Any:
         while True:
             if beat is not None:
                 optuna.storages.fail_stale_trials(study)
+                _fail_unstarted(study)
             trials = study.get_trials(deepcopy=False, states=counted)
             finished = sum(t.state != TrialState.RUNNING for t in trials)
             if len(trials) < total:
