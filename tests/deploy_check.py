@@ -165,8 +165,14 @@ def _service_problems(spec: dict, where: str, deployments: dict[str, dict]) -> l
     ]
 
 
-def _autoscaler_problems(spec: dict, where: str, deployments: dict[str, dict]) -> list[str]:
-    target = spec.get("scaleTargetRef") or {}
+def _autoscaler_problems(
+    spec: dict, where: str, deployments: dict[str, dict], rollouts: dict[str, dict]
+) -> list[str]:
+    target = dict(spec.get("scaleTargetRef") or {})
+    if target.get("kind") == "Rollout" and target.get("name") in rollouts:
+        # A Rollout runs its workloadRef's pods: the resources are the Deployment's.
+        reference = (rollouts[target["name"]].get("spec") or {}).get("workloadRef") or {}
+        target = {"kind": "Deployment", "name": reference.get("name")}
     if target.get("kind") != "Deployment" or target.get("name") not in deployments:
         named = f"{target.get('kind')}/{target.get('name')}"
         return [f"{where}: scaleTargetRef {named} is no Deployment in the file"]
@@ -183,11 +189,14 @@ def _autoscaler_problems(spec: dict, where: str, deployments: dict[str, dict]) -
     return problems
 
 
+def _named(documents: list[dict], kind: str) -> dict[str, dict]:
+    return {(d.get("metadata") or {}).get("name", ""): d for d in documents if d["kind"] == kind}
+
+
 def _manifest_problems(documents: list[dict]) -> list[str]:
     """Per kind, and across the documents: what the API server accepts but would not work."""
-    deployments: dict[str, dict] = {
-        (d.get("metadata") or {}).get("name", ""): d for d in documents if d["kind"] == "Deployment"
-    }
+    deployments = _named(documents, "Deployment")
+    rollouts = _named(documents, "Rollout")
     problems = []
     for document in documents:
         kind, spec = document["kind"], document.get("spec") or {}
@@ -199,7 +208,107 @@ def _manifest_problems(documents: list[dict]) -> list[str]:
         elif kind == "Service":
             problems += _service_problems(spec, where, deployments)
         elif kind == "HorizontalPodAutoscaler":
-            problems += _autoscaler_problems(spec, where, deployments)
+            problems += _autoscaler_problems(spec, where, deployments, rollouts)
+        elif kind == "Rollout":
+            problems += _rollout_problems(document, where, documents)
+        elif kind == "AnalysisTemplate":
+            problems += _analysis_problems(spec, where)
+    return problems
+
+
+# Argo Rollouts' canary (serve-canary.yaml): its CRDs' schemas (tests/schemas/README.md), and what
+# the canary needs to work: it takes over serve.yaml's Deployment, its Services select those pods,
+# the weights rise step by step with a pause after each, and a background analysis that reads the
+# canary's /health and its share of 5xx answers (serve's /metrics) can abort it.
+ARGO_API = "argoproj.io/v1alpha1"
+ARGO_SCHEMAS = {
+    "Rollout": Path(__file__).with_name("schemas") / "rollout.v1alpha1.schema.json",
+    "AnalysisTemplate": Path(__file__).with_name("schemas")
+    / "analysistemplate.v1alpha1.schema.json",
+}
+
+
+def _schema_problems(document: dict, schema_file: Path, where: str) -> list[str]:
+    import jsonschema
+
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    return [
+        f"{where}: {'.'.join(map(str, error.absolute_path)) or 'the document'}: {error.message}"
+        for error in jsonschema.Draft7Validator(schema).iter_errors(document)
+    ]
+
+
+def _rollout_problems(document: dict, where: str, documents: list[dict]) -> list[str]:
+    spec = document.get("spec") or {}
+    reference = spec.get("workloadRef") or {}
+    deployment = _named(documents, "Deployment").get(reference.get("name", ""))
+    if (reference.get("apiVersion"), reference.get("kind")) != ("apps/v1", "Deployment") or not (
+        deployment
+    ):
+        named = f"{reference.get('kind')}/{reference.get('name')}"
+        return [f"{where}: workloadRef {named} is no Deployment of serve.yaml"]
+    problems = []
+    if reference.get("scaleDown") not in ("onsuccess", "progressively"):
+        problems.append(f"{where}: workloadRef.scaleDown keeps the Deployment's pods serving too")
+    if spec.get("selector") != (deployment.get("spec") or {}).get("selector"):
+        problems.append(f"{where}: selector differs from the Deployment's")
+    canary = (spec.get("strategy") or {}).get("canary")
+    if not canary:
+        return [*problems, f"{where}: no canary strategy"]
+    labels = (_pod_template(deployment).get("metadata") or {}).get("labels") or {}
+    services = _named(documents, "Service")
+    roles = ("stableService", "canaryService")
+    for role in roles:
+        service = services.get(canary.get(role, ""))
+        if service is None:
+            problems.append(f"{where}: {role} {canary.get(role)} is no Service in the files")
+        elif not _labelled((service.get("spec") or {}).get("selector") or {}, labels):
+            problems.append(f"{where}: {role} {canary.get(role)} selects none of its pods")
+    if canary.get(roles[0]) == canary.get(roles[1]):
+        problems.append(f"{where}: stableService and canaryService are the same Service")
+    steps = canary.get("steps") or []
+    weights = [step["setWeight"] for step in steps if "setWeight" in step]
+    if not weights or weights != sorted(set(weights)) or not 0 < weights[0] <= weights[-1] < 100:
+        problems.append(f"{where}: setWeight {weights} does not rise from above 0 to below 100")
+    for index, step in enumerate(steps):
+        if "setWeight" in step and "pause" not in (steps[index + 1 : index + 2] or [{}])[0]:
+            problems.append(f"{where}: setWeight {step['setWeight']} has no pause after it")
+    analysis = canary.get("analysis") or {}
+    templates = _named(documents, "AnalysisTemplate")
+    given = {arg.get("name") for arg in analysis.get("args") or []}
+    if not analysis.get("templates"):
+        problems.append(f"{where}: no background analysis: nothing would abort a failing canary")
+    for entry in analysis.get("templates") or []:
+        template = templates.get(entry.get("templateName", ""))
+        if template is None:
+            problems.append(
+                f"{where}: analysis template {entry.get('templateName')} is not in the file"
+            )
+            continue
+        needed = {
+            arg["name"]
+            for arg in (template.get("spec") or {}).get("args") or []
+            if "value" not in arg and "valueFrom" not in arg
+        }
+        if needed - given:
+            missing = ", ".join(sorted(needed - given))
+            problems.append(f"{where}: the analysis gives no value to {missing}")
+    return problems
+
+
+def _analysis_problems(spec: dict, where: str) -> list[str]:
+    metrics = spec.get("metrics") or []
+    providers = [metric.get("provider") or {} for metric in metrics]
+    problems = []
+    health = [p["web"] for p in providers if "web" in p]
+    if not any(w.get("url", "").endswith("/health") and w.get("jsonPath") for w in health):
+        problems.append(f"{where}: no metric reads the canary's /health")
+    queries = [(p.get("prometheus") or {}).get("query", "") for p in providers]
+    if not any("http_requests_total" in q and '"5xx"' in q for q in queries):
+        problems.append(f"{where}: no metric reads the canary's 5xx share of http_requests_total")
+    for metric in metrics:
+        if not metric.get("successCondition") and not metric.get("failureCondition"):
+            problems.append(f"{where}: metric {metric.get('name')} has no condition")
     return problems
 
 
@@ -225,13 +334,7 @@ def _node_pods(spec: dict) -> list[dict]:
 def _trainjob_problems(document: dict, where: str) -> list[str]:
     """The CRD's schema; torchrun as the command (it reads the rendezvous Kubeflow sets on every
     node); the Job's hardening on the `node` pods, whose resources are the trainer's per node."""
-    import jsonschema
-
-    schema = json.loads(TRAINJOB_SCHEMA.read_text(encoding="utf-8"))
-    problems = [
-        f"{where}: {'.'.join(map(str, error.absolute_path)) or 'the document'}: {error.message}"
-        for error in jsonschema.Draft7Validator(schema).iter_errors(document)
-    ]
+    problems = _schema_problems(document, TRAINJOB_SCHEMA, where)
     spec = document.get("spec") or {}
     trainer = spec.get("trainer") or {}
     if (spec.get("runtimeRef") or {}).get("name") != "torch-distributed":
@@ -256,8 +359,9 @@ def _trainjob_problems(document: dict, where: str) -> list[str]:
     return problems
 
 
-def kubernetes_problems(path: Path) -> list[str]:
-    """Every document in the client's model of its kind and version, then the policy checks."""
+def _loaded(path: Path) -> tuple[list[dict], list[str]]:
+    """The file's documents, each checked against its kind's model: the client's, or for
+    custom resources their CRD's schema."""
     from kubernetes import client
 
     api = client.ApiClient()
@@ -273,6 +377,10 @@ def kubernetes_problems(path: Path) -> list[str]:
             problems += _trainjob_problems(document, named)
             documents.append(document)
             continue
+        if document.get("apiVersion") == ARGO_API and document.get("kind") in ARGO_SCHEMAS:
+            problems += _schema_problems(document, ARGO_SCHEMAS[document["kind"]], named)
+            documents.append(document)
+            continue
         # apps/v1 Deployment: V1Deployment; autoscaling/v2 HorizontalPodAutoscaler: V2...
         version = str(document.get("apiVersion", "")).rsplit("/", 1)[-1]
         model = f"{version.capitalize()}{document.get('kind', '')}"
@@ -283,12 +391,37 @@ def kubernetes_problems(path: Path) -> list[str]:
             continue
         problems += _dropped(document, api.sanitize_for_serialization(loaded), f"{named}: ")
         documents.append(document)
+    return documents, problems
+
+
+def kubernetes_problems(path: Path) -> list[str]:
+    """Every document in the client's model of its kind and version, then the policy checks."""
+    documents, problems = _loaded(path)
     if not documents and not problems:
         return ["no Kubernetes object in the file"]
     return problems + _manifest_problems(documents)
 
 
-CHECKS = {"skypilot": skypilot_problems, "kubernetes": kubernetes_problems}
+def canary_problems(path: Path) -> list[str]:
+    """serve-canary.yaml applied after serve.yaml, beside it: its objects replace serve.yaml's of
+    the same kind and name (the autoscaler, retargeted at the Rollout)."""
+    serve = path.with_name("serve.yaml")
+    if not serve.is_file():
+        return [f"no serve.yaml beside {path.name}: the Rollout takes over its Deployment"]
+    base, _ = _loaded(serve)  # serve.yaml's own problems are its own check's
+    documents, problems = _loaded(path)
+    replaced = {(d["kind"], (d.get("metadata") or {}).get("name")) for d in documents}
+    kept = [d for d in base if (d["kind"], (d.get("metadata") or {}).get("name")) not in replaced]
+    if not any(d["kind"] == "Rollout" for d in documents):
+        problems.append("no Rollout in the file")
+    return problems + _manifest_problems(kept + documents)
+
+
+CHECKS = {
+    "skypilot": skypilot_problems,
+    "kubernetes": kubernetes_problems,
+    "canary": canary_problems,
+}
 
 
 def serve() -> None:

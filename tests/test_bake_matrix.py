@@ -23,7 +23,8 @@ from helpers import (
 )
 
 sys.path.insert(0, str(TEMPLATE_ROOT / "scripts"))  # import_depth
-LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter", re.IGNORECASE)
+# Jinja left unrendered; GitHub Actions' `${{ }}` and Argo Rollouts' `{{args.NAME}}` are meant.
+LEFTOVER = re.compile(r"(?<!\$)\{\{(?!args\.)|\{%|cookiecutter", re.IGNORECASE)
 
 
 def task_files(task: str) -> list[str]:
@@ -55,6 +56,7 @@ SHARED_MODULES = [
     "lifecycle/monitor.py",
     "lifecycle/registry.py",
     "lifecycle/reproduce.py",
+    "lifecycle/shadow.py",
     "serving/__init__.py",
     "serving/batching.py",
     "serving/bench.py",
@@ -112,10 +114,12 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_registry.py",
         "tests/test_resume.py",
         "tests/test_serve.py",
+        "tests/test_shadow.py",
         "tests/test_startup.py",
         "tests/test_task_contract.py",
         "tests/test_train.py",
         "tests/test_tune.py",
+        "tests/traffic.py",
     }
     modules = SHARED_MODULES + TASK_FILES[combination["task"]]
     files |= {f"src/{package}/{module}" for module in modules}
@@ -133,6 +137,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
             "deploy/k8s/train-job.yaml",
             "deploy/k8s/train-nodes.yaml",
             "deploy/k8s/serve.yaml",
+            "deploy/k8s/serve-canary.yaml",
         }
         if combination["task"] == "text-generation":  # vLLM on a GPU node
             files.add("deploy/k8s/serve-vllm.yaml")

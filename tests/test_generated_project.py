@@ -6,12 +6,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import FACTS, TASKS, Baked, background, free_port, readme_commands
+from helpers import FACTS, TASKS, Baked, background, free_port, readme_commands, with_params
 from project_env import env_with
 from torch_index import TORCH_WHEELS, torch_index
 
@@ -354,6 +355,47 @@ def test_readme_model_registry_section_works(trained_text: tuple[Baked, dict[str
     assert errors[0].startswith(
         f"error: rollback: @champion version {promoted[1]} replaced no earlier champion"
     ), errors
+
+
+@pytest.mark.slow
+@TEXT
+def test_readme_shadow_section_works(trained_text: tuple[Baked, dict[str, str]]) -> None:
+    """`make serve` keeping its inputs (monitor.keep_inputs, as the section says), a few
+    requests, then `make shadow` as written: the champion and models/model, here the same run,
+    agree on every input. The ratio budgets are the test's, so the verdict does not depend on
+    this machine's load."""
+    project, env = trained_text
+    serve, shadow, shadow_run = readme_commands(project.text("README.md"), "Shadow replay")
+    assert (serve, shadow, shadow_run) == (
+        "make serve",
+        "make shadow",
+        "make shadow CANDIDATE=<run id>",
+    )
+    params = project.text("params.yaml")
+    keep = {"keep_inputs": "true", "max_latency_ratio": 50, "max_memory_ratio": 50}
+    try:
+        (project.path / "params.yaml").write_text(with_params(params, keep), encoding="utf-8")
+        promoted = project.run("make", "promote", env=env)  # the first champion, or already it
+        assert promoted.returncode == 0, promoted.stderr[-3000:]
+        port = free_port()
+        with background(
+            [*serve.split(), f"PORT={port}"], project.path, env, f"http://127.0.0.1:{port}/health"
+        ):
+            for text in ("a fine product", "it broke at once", "would not buy again"):
+                body = json.dumps({"texts": [text]}).encode()
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/predict", body, {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    assert answer.status == 200
+        replayed = project.run(*shadow.split(), env=env, timeout=600)
+        assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
+        assert "replayed 3 kept inputs: agreement 1.0 (min 0.8)" in replayed.stdout, replayed.stdout
+        report = json.loads(project.text("shadow/shadow.json"))
+        assert report["passed"] and report["champion"]["run_id"] == report["candidate"]["run_id"]
+    finally:
+        (project.path / "params.yaml").write_text(params, encoding="utf-8")
+        shutil.rmtree(project.path / "monitoring", ignore_errors=True)
 
 
 BUDGET_LINE = r"(?m)^(  max_(?:p95_latency_ms|model_size_mb|peak_memory_mb): )[\d.]+"

@@ -248,13 +248,17 @@ def test_skypilot_task_and_kubernetes_job_load_in_their_tools(
         "deploy/k8s/train-nodes.yaml": docker,
         "deploy/k8s/serve.yaml": docker,
         "deploy/k8s/serve-vllm.yaml": docker and combination["task"] == "text-generation",
+        "deploy/k8s/serve-canary.yaml": docker,
     }
     for manifest, present in expected.items():
         path = project / manifest
         assert path.exists() == present, manifest
         if path.exists():
-            check = functools.partial(deploy_problems, "kubernetes", path)
-            assert once("kubernetes", project, [manifest], check) == []
+            # The canary is checked with serve.yaml, whose Deployment it takes over.
+            kind = "canary" if manifest.endswith("-canary.yaml") else "kubernetes"
+            read = [manifest, "deploy/k8s/serve.yaml"] if kind == "canary" else [manifest]
+            check = functools.partial(deploy_problems, kind, path)
+            assert once(kind, project, read, check) == []
     for manifest in ("deploy/k8s/serve.yaml", "deploy/k8s/serve-vllm.yaml"):
         path = project / manifest
         if path.exists():  # and a policy linter's view of the long-running pods
@@ -445,6 +449,34 @@ spec:
   targetCPUUtilizationPercentage: 70
 """
 
+# Beside BAD_SERVE (as serve.yaml): a canary that would never work.
+BAD_CANARY = """apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  strategy:
+    canary:
+      stableService: web
+      canaryService: web-canary
+      steps:
+        - setWeight: 50
+        - setWeight: 10
+        - pauze: {}
+      analysis:
+        templates: [{templateName: checks}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: checks}
+spec:
+  args: [{name: service}]
+  metrics:
+    - name: health
+      provider: {web: {url: "http://web/healthz", jsonPath: "{$.status}"}}
+"""
+
 
 def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
     """Each validator, fed a file with a known defect, reports it: none of them passes blindly."""
@@ -492,3 +524,20 @@ def test_the_validators_catch_known_defects(tmp_path: Path) -> None:
     ]
     found = kubernetes_policy_problems(serve)
     assert any(problem.startswith("checkov CKV_K8S_9 ") for problem in found)  # readiness
+    canary = tmp_path / "serve-canary.yaml"
+    canary.write_text(BAD_CANARY, encoding="utf-8")
+    found = deploy_problems("canary", canary)
+    for problem in (
+        "Rollout web: spec.strategy.canary.steps.2: Additional properties are not allowed "
+        "('pauze' was unexpected)",
+        "Rollout web: workloadRef.scaleDown keeps the Deployment's pods serving too",
+        "Rollout web: stableService web selects none of its pods",
+        "Rollout web: canaryService web-canary is no Service in the files",
+        "Rollout web: setWeight [50, 10] does not rise from above 0 to below 100",
+        "Rollout web: setWeight 50 has no pause after it",
+        "Rollout web: the analysis gives no value to service",
+        "AnalysisTemplate checks: no metric reads the canary's /health",
+        "AnalysisTemplate checks: no metric reads the canary's 5xx share of http_requests_total",
+        "AnalysisTemplate checks: metric health has no condition",
+    ):
+        assert problem in found, (problem, found)

@@ -51,6 +51,7 @@ USAGE_MISTAKES = [
     (["export", "--format", "onnx"], "No such option: --format", f"{PROG} export"),
     (["sync-runs", "all"], "Got unexpected extra argument", f"{PROG} sync-runs"),
     (["rollback", "2"], "Got unexpected extra argument", f"{PROG} rollback"),
+    (["shadow", "--candidate"], "Option '--candidate' requires an argument", PROG),
     (["gate", "--budget", "1"], "No such option: --budget", f"{PROG} gate"),
 ]
 # What `export` says first where the task has nothing to export, before it looks for a model.
@@ -78,6 +79,7 @@ INPUT_MISTAKES = [
     (["promote"], "models/model names no tracked run: train a model (make train) or pass --run"),
     (["promote", "--run", "abc"], "no MLflow store at mlflow.db: run from the project root"),
     (["rollback"], "no MLflow store at mlflow.db: run from the project root"),
+    (["shadow"], "monitoring holds no inputs kept in the last 30 days: set monitor.keep_inputs"),
     (["export"], NOT_EXPORTED or "models/model holds no trained model: run `train` first"),
     (["export", "--model-dir", "nope"], NOT_EXPORTED or "nope holds no trained model: run `train`"),
     (["reproduce", "abc"], "reproduce needs the project's git and DVC repository: run `make init`"),

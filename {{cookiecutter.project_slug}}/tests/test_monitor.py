@@ -14,8 +14,14 @@ from typer.testing import CliRunner
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.core.paths import MODEL_DIR, MONITOR_DIR
 from {{ cookiecutter.package_name }}.data.prepare import load_prepared
-from {{ cookiecutter.package_name }}.lifecycle.monitor import DRIFT_FILE, DRIFT_PLOT, _rotate
+from {{ cookiecutter.package_name }}.lifecycle.monitor import (
+    DRIFT_FILE,
+    DRIFT_PLOT,
+    _rotate,
+    kept_inputs,
+)
 from {{ cookiecutter.package_name }}.serving.bench import http_request, running_server
+from {{ cookiecutter.package_name }}.serving.predict import to_model_input
 from {{ cookiecutter.package_name }}.tasks import task
 
 # The feature each kind of shifted traffic must move (others may move too).
@@ -51,9 +57,10 @@ def _shifted(raw):
 
 def _serve(trained, inputs) -> dict:
     """Send each input to a live server recording its traffic; its /health once all is written."""
-    with running_server(
-        trained.workspace / MODEL_DIR, trained.params.serve, monitoring=trained.params.monitor
-    ) as url:
+    # Keeping the inputs too (shadow replay's), which monitor never reads.
+    monitoring = trained.params.monitor.model_copy(update={"keep_inputs": True})
+    model_dir = trained.workspace / MODEL_DIR
+    with running_server(model_dir, trained.params.serve, monitoring=monitoring) as url:
         for raw in inputs:
             with urllib.request.urlopen(http_request(url, raw), timeout=60) as answer:
                 assert answer.status == 200
@@ -82,6 +89,9 @@ def test_traffic_like_the_training_data_shows_no_drift(trained, project_dir) -> 
     inputs = _raw_inputs(load_prepared()["test"])
     health = _serve(trained, inputs)
     assert health["monitoring"] == {"recorded": len(inputs), "dropped": 0}
+    # Kept as the clients sent them (a file's bytes, not the server's decoding), in order.
+    kept = [line["input"] for line in kept_inputs(project_dir / MONITOR_DIR, days=1)]
+    assert kept == [to_model_input(raw) for raw in inputs]
     result = _monitor(trained)
     assert result.exit_code == 0, result.output
     assert "no drift" in result.output

@@ -10,7 +10,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+import traffic
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.core.paths import MONITOR_DIR
 from {{ cookiecutter.package_name }}.data.prepare import load_prepared
 from {{ cookiecutter.package_name }}.lifecycle.registry import (
     CHAMPION,
@@ -59,6 +61,29 @@ def test_promote_keeps_the_better_model_as_champion_and_serves_it(
     assert first.exit_code == 0, first.output
     assert f"version 1 (run {short.run_id}) to @{CHAMPION}: the first champion" in first.output
 
+    # With registry.require_shadow, the better run is promoted only with a passing shadow report
+    # of its model against the champion's, both read from the registry.
+    settings = tmp_path / "params.yaml"
+    traffic.set_keys(settings, require_shadow="true", min_agreement=1.0)
+    unshadowed = runner.invoke(app, ["promote", "--run", longer.run_id])
+    assert unshadowed.exit_code == 1
+    # (MLflow's line on registering the version comes first.)
+    [line] = [line for line in unshadowed.output.splitlines() if line.startswith("error:")]
+    no_report = "error: not promoted: registry.require_shadow is true and there is no"
+    assert line.startswith(no_report), line
+    assert line.endswith(f"run `make shadow CANDIDATE={longer.run_id}` first"), line
+    traffic.keep(tmp_path / "short" / "model", params.monitor, tmp_path / MONITOR_DIR, 8)
+    # A model that barely learned and a trained one cannot agree on every input.
+    failed = runner.invoke(app, ["shadow", "--candidate", longer.run_id])
+    assert failed.exit_code == 1 and "is below shadow.min_agreement 1.0" in failed.output
+    refused_by_shadow = runner.invoke(app, ["promote", "--run", longer.run_id])
+    assert refused_by_shadow.exit_code == 1
+    [line] = refused_by_shadow.output.strip().splitlines()
+    failed_replay = f"error: not promoted: run {longer.run_id} failed the shadow replay"
+    assert line.startswith(failed_replay), line
+    traffic.set_keys(settings, min_agreement=0.0, max_latency_ratio=50, max_memory_ratio=50)
+    passed = runner.invoke(app, ["shadow", "--candidate", longer.run_id])
+    assert passed.exit_code == 0, passed.output
     second = runner.invoke(app, ["promote", "--run", longer.run_id])
     assert second.exit_code == 0, second.output
     assert f"{metric} {longer_score} against {short_score} of version 1" in second.output

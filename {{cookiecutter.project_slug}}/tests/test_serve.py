@@ -53,6 +53,28 @@ def test_predict_answers_as_the_predictor_does(client: TestClient) -> None:
         assert 0 < prediction["score"] <= 1
 
 
+def test_metrics_count_answers_by_status_for_prometheus(client: TestClient) -> None:
+    """/metrics (outside the OpenAPI schema) counts each endpoint's answers by status class:
+    what a canary analysis divides 5xx by."""
+    example = task.example_input(load_prepared()["test"])
+    counted = 'http_requests_total{handler="/predict",method="POST",status="%s"}'
+
+    def count(status: str) -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(counted % status):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    answered, refused = count("2xx"), count("4xx")
+    assert post_predict(client, example).status_code == 200
+    if task.INPUT_KIND == "text":
+        assert client.post("/predict", json={"texts": []}).status_code == 422
+    else:
+        assert client.post("/predict", files={"file": ("upload", b"")}).status_code == 422
+    assert (count("2xx"), count("4xx")) == (answered + 1, refused + 1)
+    assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
 TEXT_PAYLOADS = [
     ({"json": {"texts": "not a list"}}, 422, "list"),
     ({"json": {"texts": []}}, 422, "at least 1"),

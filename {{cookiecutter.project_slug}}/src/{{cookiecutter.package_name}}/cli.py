@@ -326,8 +326,35 @@ def promote(
     from .lifecycle.registry import promote as promote_run
     from .tracking.runs import trained_run_id
 
-    min_improvement = load_params(params).registry.min_improvement
-    typer.echo(promote_run(run or trained_run_id(model_dir), min_improvement).summary())
+    registry = load_params(params).registry
+    run_id = run or trained_run_id(model_dir)
+    typer.echo(promote_run(run_id, registry.min_improvement, registry.require_shadow).summary())
+
+
+@app.command()
+@friendly_errors
+def shadow(
+    candidate: Annotated[
+        str,
+        typer.Option(help="The model to judge: a folder, an MLflow model URI or a run id."),
+    ] = str(MODEL_DIR),
+    champion: Annotated[
+        str | None,
+        typer.Option(help="The model to judge it against (default: the registry's @champion)."),
+    ] = None,
+    params: ParamsOption = PARAMS_FILE,
+) -> None:
+    """Replay the inputs `serve` kept (monitor.keep_inputs) against the champion and the
+    candidate; write shadow/shadow.json and shadow.png; exit 1 when the candidate misses a
+    budget of params.yaml's shadow section."""
+    from .core.config import load_params
+    from .lifecycle.shadow import shadow as replay_shadow
+    from .lifecycle.shadow import summary
+
+    report = replay_shadow(load_params(params), candidate, champion)
+    typer.echo(summary(report))
+    if not report["passed"]:
+        raise FlywheelError(f"shadow: the candidate missed: {'; '.join(report['missed'])}")
 
 
 @app.command()

@@ -89,6 +89,11 @@ class MonitorParams(Section):
 
     # `serve` appends a summary of each answered input and its prediction to monitoring/.
     record: bool = True
+    # ...and, where true, the input itself (text, or the file as base64) with the prediction, in
+    # monitoring/inputs*.jsonl, which `shadow` replays; lines older than keep_inputs_days are
+    # never read and their files are deleted (the file limits above bound them too).
+    keep_inputs: bool = False
+    keep_inputs_days: float = Field(default=30, gt=0)
     # Lines per file before it is rotated, and files kept (the oldest beyond is deleted).
     max_records_per_file: int = Field(default=10_000, ge=10)
     max_files: int = Field(default=5, ge=1)
@@ -110,6 +115,21 @@ class RegistryParams(Section):
 
     # How far a candidate's primary test metric must beat the champion's (a tie never does).
     min_improvement: float = Field(default=0.0, ge=0)
+    # Promote only a run whose model passed `shadow` against the current champion.
+    require_shadow: bool = False
+
+
+class ShadowParams(Section):
+    """What `shadow` replays and the budgets the candidate must meet (shadow.py). Defaults, so a
+    params.yaml from before it still loads."""
+
+    # Kept inputs replayed (a seeded sample of those within monitor.keep_inputs_days).
+    sample_size: int = Field(default=200, ge=1)
+    # The candidate's mean agreement with the champion's answers (the task's measure, 0 to 1).
+    min_agreement: float = Field(default=0.8, ge=0, le=1)
+    # The candidate's p95 latency and peak memory, as multiples of the champion's.
+    max_latency_ratio: float = Field(default=1.5, gt=0)
+    max_memory_ratio: float = Field(default=1.5, gt=0)
 
 
 class SearchRange(Section):
@@ -153,6 +173,7 @@ class Params(Section):
     monitor: MonitorParams = MonitorParams()
     registry: RegistryParams = RegistryParams()
     tune: TuneParams = TuneParams()
+    shadow: ShadowParams = ShadowParams()
 
     def flat(self) -> dict[str, Any]:
         """`section.key` pairs, as MLflow logs them and DVC names them; the sections of the
@@ -170,7 +191,7 @@ class Params(Section):
         }
 
 
-AFTER_THE_RUN = ("monitor", "registry", "tune")
+AFTER_THE_RUN = ("monitor", "registry", "tune", "shadow")
 # Keys params.yaml gained after a release, with the default that keeps the release's behaviour.
 ADDED_SINCE_A_RELEASE: dict[str, Any] = {"train.max_steps": None}
 

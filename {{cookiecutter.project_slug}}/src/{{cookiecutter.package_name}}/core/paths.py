@@ -25,6 +25,8 @@ TUNE_DIR = Path("tuning")
 BEST_PARAMS_FILE = Path("params.best.yaml")
 # `serve` records the traffic it answers here, and `monitor` writes its drift report (monitor.py).
 MONITOR_DIR = Path("monitoring")
+# `shadow` writes its report of a candidate against the champion here (shadow.py).
+SHADOW_DIR = Path("shadow")
 # Held while `prepare`, `train` or `evaluate` runs (runlock.py).
 LOCK_FILE = Path(".flywheel.lock")
 # `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.

@@ -3,11 +3,12 @@
 `serve` hands each answered request to a `Recorder`, which computes a few summary features of
 the input and the prediction on its own thread (off the request path; when it falls behind,
 records are dropped and counted, never waited for) and appends them to bounded, rotated JSON-lines
-files in `monitoring/`. `monitor` computes the same features on the training split and compares
-each with the recorded traffic: numeric features with the two-sample Kolmogorov-Smirnov test, the
-predicted labels with the total variation distance of the two label distributions. It writes
-`monitoring/drift.json` and `monitoring/drift.png` and fails when a feature moved further than
-the thresholds in params.yaml (the `monitor` section).
+files in `monitoring/` (with `monitor.keep_inputs`, the inputs themselves too, which `shadow`
+replays, in files of their own that expire). `monitor` computes the same features on the
+training split and compares each with the recorded traffic: numeric features with the
+two-sample Kolmogorov-Smirnov test, the predicted labels with the total variation distance of the
+two label distributions. It writes `monitoring/drift.json` and `monitoring/drift.png` and fails
+when a feature moved further than the thresholds in params.yaml (the `monitor` section).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ..core.paths import MONITOR_DIR
 from ..tasks import task
 
 RECORDS = "requests.jsonl"
+# The inputs themselves (monitor.keep_inputs): {"at", "input", "prediction"} per line.
+KEPT_INPUTS = "inputs.jsonl"
 DRIFT_FILE = "drift.json"
 DRIFT_PLOT = "drift.png"
 # At most this many training inputs are summarised as the reference (a seeded sample of them).
@@ -38,6 +41,10 @@ QUEUE_SIZE = 10_000
 SIGNIFICANCE = 0.01
 
 
+# What the recorder's queue holds: inputs as decoded, their answers, the inputs as sent.
+_Answered = tuple[list[Any], list[dict[str, Any]], list[Any]]
+
+
 class Recorder:
     """Appends `{input features, prediction}` lines for served requests, on its own thread."""
 
@@ -45,17 +52,19 @@ class Recorder:
         self.settings = settings
         self.folder = folder
         self.input_features = task.input_features(processor)
-        self.pending: queue.Queue[tuple[list[Any], list[dict[str, Any]]] | None] = queue.Queue(
-            QUEUE_SIZE
-        )
+        self.pending: queue.Queue[_Answered | None] = queue.Queue(QUEUE_SIZE)
         self.dropped = 0
         self.written = 0
         self.thread = threading.Thread(target=self._write, name="monitor-recorder", daemon=True)
         self.thread.start()
 
-    def record(self, inputs: list[Any], predictions: list[dict[str, Any]]) -> None:
+    def record(
+        self, inputs: list[Any], predictions: list[dict[str, Any]], sent: list[Any] | None = None
+    ) -> None:
+        """Queue answered inputs; `sent`: the same as the client sent them (a file's bytes),
+        where the server decoded them first, for monitor.keep_inputs."""
         try:
-            self.pending.put_nowait((inputs, predictions))
+            self.pending.put_nowait((inputs, predictions, sent or inputs))
         except queue.Full:
             self.dropped += len(inputs)
 
@@ -68,8 +77,12 @@ class Recorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / RECORDS
         lines = _count_lines(path)
+        kept = self.folder / KEPT_INPUTS
+        kept_lines = _count_lines(kept)
+        if self.settings.keep_inputs:
+            expire_inputs(self.folder, self.settings.keep_inputs_days)
         while (item := self.pending.get()) is not None:
-            inputs, predictions = item
+            inputs, predictions, sent = item
             with path.open("a", encoding="utf-8") as file:
                 for raw, prediction in zip(inputs, predictions, strict=True):
                     try:
@@ -83,9 +96,63 @@ class Recorder:
                     file.write(json.dumps(line) + "\n")
                     lines += 1
                     self.written += 1
+            if self.settings.keep_inputs:
+                kept_lines += _keep(kept, sent, predictions)
+                if kept_lines >= self.settings.max_records_per_file:
+                    _rotate(self.folder, self.settings.max_files, KEPT_INPUTS)
+                    expire_inputs(self.folder, self.settings.keep_inputs_days)
+                    kept_lines = 0
             if lines >= self.settings.max_records_per_file:
                 _rotate(self.folder, self.settings.max_files)
                 lines = 0
+
+
+def _keep(path: Path, inputs: list[Any], predictions: list[dict[str, Any]]) -> int:
+    """Append the inputs as clients sent them (text, files as base64) with their predictions,
+    less what a prediction carries as a file (synthesized speech): lines written."""
+    from ..serving.predict import to_model_input
+
+    at = round(time.time(), 3)
+    with path.open("a", encoding="utf-8") as file:
+        for raw, prediction in zip(inputs, predictions, strict=True):
+            answer = {k: v for k, v in prediction.items() if not k.endswith("_base64")}
+            line = {"at": at, "input": to_model_input(raw), "prediction": answer}
+            file.write(json.dumps(line) + "\n")
+    return len(inputs)
+
+
+def _kept_files(folder: Path) -> list[Path]:
+    """The kept-input files, oldest first: inputs.2.jsonl, inputs.1.jsonl, inputs.jsonl."""
+
+    def age(path: Path) -> int:
+        index = path.name.removeprefix("inputs").removesuffix(".jsonl").strip(".")
+        return int(index) if index.isdigit() else 0
+
+    return sorted(folder.glob("inputs*.jsonl"), key=age, reverse=True)
+
+
+def expire_inputs(folder: Path, days: float) -> None:
+    """Delete the kept-input files written to last more than `days` ago (a file's lines are
+    older still); `kept_inputs` skips the older lines of the files left."""
+    oldest = time.time() - days * 86_400
+    for path in _kept_files(folder):
+        if path.stat().st_mtime < oldest:
+            path.unlink(missing_ok=True)
+
+
+def kept_inputs(folder: Path, days: float) -> list[dict[str, Any]]:
+    """The kept inputs of the last `days`, oldest first."""
+    oldest = time.time() - days * 86_400
+    lines = []
+    for path in _kept_files(folder):
+        for text in path.read_text(encoding="utf-8").splitlines():
+            try:
+                line = json.loads(text)
+            except ValueError:
+                continue  # a line cut short by a killed server
+            if line.get("at", 0) >= oldest:
+                lines.append(line)
+    return lines
 
 
 def _count_lines(path: Path) -> int:
@@ -95,17 +162,18 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in file)
 
 
-def _rotate(folder: Path, keep: int) -> None:
+def _rotate(folder: Path, keep: int, name: str = RECORDS) -> None:
     """requests.jsonl becomes requests.1.jsonl, which becomes requests.2.jsonl, ...; beyond
-    `keep` files in all, the oldest is deleted."""
-    oldest = folder / f"requests.{keep - 1}.jsonl" if keep > 1 else folder / RECORDS
+    `keep` files in all, the oldest is deleted (the same for `name`, e.g. inputs.jsonl)."""
+    stem = name.removesuffix(".jsonl")
+    oldest = folder / f"{stem}.{keep - 1}.jsonl" if keep > 1 else folder / name
     oldest.unlink(missing_ok=True)
     for index in range(keep - 2, 0, -1):
-        older = folder / f"requests.{index}.jsonl"
+        older = folder / f"{stem}.{index}.jsonl"
         if older.is_file():
-            older.rename(folder / f"requests.{index + 1}.jsonl")
-    if keep > 1 and (folder / RECORDS).is_file():
-        (folder / RECORDS).rename(folder / "requests.1.jsonl")
+            older.rename(folder / f"{stem}.{index + 1}.jsonl")
+    if keep > 1 and (folder / name).is_file():
+        (folder / name).rename(folder / f"{stem}.1.jsonl")
 
 
 def read_records(folder: Path = MONITOR_DIR) -> list[dict[str, Any]]:

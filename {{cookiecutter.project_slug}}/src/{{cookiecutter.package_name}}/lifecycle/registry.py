@@ -82,7 +82,7 @@ def _score(run: Any) -> float:
     return run.data.metrics[metric]
 
 
-def _logged_model_id(client: Any, run: Any) -> str:
+def logged_model_id(client: Any, run: Any) -> str:
     models = client.search_logged_models(
         [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
     )
@@ -110,7 +110,7 @@ def _register(client: Any, run: Any, score: float) -> Version:
             raise
     tags = {key: value for key, value in run.data.tags.items() if key.startswith(LINEAGE_PREFIXES)}
     tags[f"test_{task.JUDGING.primary_metric}"] = str(score)
-    model_id = _logged_model_id(client, run)
+    model_id = logged_model_id(client, run)
     version = client.create_model_version(
         MODEL_NAME, f"models:/{model_id}", run_id=run_id, tags=tags, model_id=model_id
     )
@@ -142,9 +142,10 @@ def _champion(client: Any) -> Version | None:
     return Version(version.version, version.run_id, _score(client.get_run(version.run_id)))
 
 
-def promote(run_id: str, min_improvement: float) -> Promotion:
+def promote(run_id: str, min_improvement: float, require_shadow: bool = False) -> Promotion:
     """Register the run's model; make it the champion if it beats the current one by
-    `min_improvement` (a tie never does). Refused: FlywheelError with both scores."""
+    `min_improvement` (a tie never does) and, with `require_shadow`, passed `shadow` against it.
+    Refused: FlywheelError with both scores, or what the shadow report lacks."""
     client = project_client()
     run = get_run(run_id, client)
     score = _score(run)
@@ -169,6 +170,11 @@ def promote(run_id: str, min_improvement: float) -> Promotion:
                 f"{min_improvement} ({'higher' if task.JUDGING.greater_is_better else 'lower'} "
                 f"is better); it stays registered as version {candidate.number}"
             )
+    if champion is not None and require_shadow:
+        from ..core.paths import SHADOW_DIR
+        from .shadow import REPORT, require_passed
+
+        require_passed(run_id, champion.run_id, SHADOW_DIR / REPORT)
     if champion is not None:
         client.set_model_version_tag(MODEL_NAME, candidate.number, REPLACED_TAG, champion.number)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, candidate.number)

@@ -25,8 +25,9 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # The longest text a request may carry (a task may take less: text to speech).
 MAX_TEXT_CHARS = 10_000
 
-# What an endpoint hands its inputs to: the server's batcher, answering {"predictions": [...]}.
-Batched = Callable[[list[Any]], Awaitable[dict[str, list[dict[str, Any]]]]]
+# What an endpoint hands its inputs to: the server's batcher, answering {"predictions": [...]};
+# and, where it decoded them, the inputs as sent (the files' bytes), which the recorder keeps.
+Batched = Callable[..., Awaitable[dict[str, list[dict[str, Any]]]]]
 
 
 class PredictRequest(BaseModel):
@@ -130,7 +131,7 @@ class Files:
                 decoded = await asyncio.to_thread(task.decode_input, data, name="file")
             except FlywheelError as error:
                 raise HTTPException(422, str(error)) from None
-            return await batched([decoded])
+            return await batched([decoded], sent=[data])
 
     def publish_rules(
         self, content: dict[str, Any], fields: dict[str, Any], rules: dict[str, Any]

@@ -1,5 +1,6 @@
-"""`serve`: HTTP inference with FastAPI: `GET /health` and `POST /predict` (and the task's own
-endpoints: text generation adds OpenAI's API under /v1, openai_api.py).
+"""`serve`: HTTP inference with FastAPI: `GET /health`, `POST /predict` and Prometheus's
+`GET /metrics` (and the task's own endpoints: text generation adds OpenAI's API under /v1,
+openai_api.py).
 
 Requests go through `Predictor`, i.e. the same preprocessing as training. Concurrent requests are
 batched into one model call (batching.py; sizes in the `serve` section of params.yaml); a full
@@ -82,7 +83,9 @@ def create_app(
             state["recorder"].close()
         state.clear()
 
-    async def batched(inputs: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    async def batched(
+        inputs: list[Any], sent: list[Any] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
         try:
             predictions = await state["batcher"].predict(inputs)
         except Overloaded:
@@ -90,10 +93,18 @@ def create_app(
                 503, "the server is at capacity: retry shortly", headers={"Retry-After": "1"}
             ) from None
         if "recorder" in state:
-            state["recorder"].record(inputs, predictions)  # queued: written on its own thread
+            # Queued: written on its own thread.
+            state["recorder"].record(inputs, predictions, sent)
         return {"predictions": predictions}
 
     app = FastAPI(title="{{ cookiecutter.project_slug }}", version=__version__, lifespan=lifespan)
+    # Prometheus's view (requests, latency and sizes by endpoint and status class) at /metrics,
+    # outside the OpenAPI schema: what dashboards, alerts and a canary's analysis read.
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
+        app, include_in_schema=False
+    )
     router = task.api_router(state)  # the task's own endpoints (text generation: OpenAI's API)
     if router is not None:
         app.include_router(router)

@@ -182,6 +182,11 @@ def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
     return {"label": prediction["label"]}
 
 
+def agreement(champion: dict[str, Any], candidate: dict[str, Any]) -> float:
+    """Shadow replay: 1 where both models give the input the same label, else 0."""
+    return float(champion["label"] == candidate["label"])
+
+
 def target_features(split: Any) -> Callable[[Any], dict[str, Any]]:
     """The same for a split's true labels (class ids, named by the split's features)."""
     names = list(split.features["label"].names)

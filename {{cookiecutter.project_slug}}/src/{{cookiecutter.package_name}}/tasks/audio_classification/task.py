@@ -40,6 +40,7 @@ from_hub = audio.inputs_from_hub
 # Drift monitoring: what it reads of an input, of a prediction and of a true label.
 input_features = audio.input_features
 output_features = classification.output_features
+agreement = classification.agreement
 prepare_labels = classification.prepare_labels
 # `predict` prints its predictions as they are (no files to write).
 PREDICTIONS_OUT = None

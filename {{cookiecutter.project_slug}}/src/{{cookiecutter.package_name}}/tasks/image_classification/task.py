@@ -49,6 +49,7 @@ REQUIREMENTS = ("pillow",)
 REPORT_FILES = classification.REPORT_FILES
 # Drift monitoring: what it reads of a prediction and of a true label (of an input: below).
 output_features = classification.output_features
+agreement = classification.agreement
 prepare_labels = classification.prepare_labels
 # `predict` prints its predictions as they are (no files to write).
 PREDICTIONS_OUT = None

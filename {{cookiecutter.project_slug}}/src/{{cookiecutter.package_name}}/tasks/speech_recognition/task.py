@@ -317,6 +317,16 @@ def write_examples(dataset: Any, out_dir: Path) -> list[Path]:
     return paths
 
 
+def agreement(champion: dict[str, Any], candidate: dict[str, Any]) -> float:
+    """Shadow replay: 1 - the CER of the candidate's transcript against the champion's (0 at
+    worst); two empty transcripts agree."""
+    import jiwer
+
+    if not champion["text"]:
+        return float(not candidate["text"])
+    return max(0.0, 1.0 - float(jiwer.cer(champion["text"], candidate["text"])))
+
+
 def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
     return {"transcript_chars": float(len(prediction["text"]))}
 

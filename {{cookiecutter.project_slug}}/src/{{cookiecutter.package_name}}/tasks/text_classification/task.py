@@ -43,6 +43,7 @@ REPORT_FILES = classification.REPORT_FILES
 # Drift monitoring: what it reads of an input, of a prediction and of a true label.
 input_features = text_features.input_features
 output_features = classification.output_features
+agreement = classification.agreement
 prepare_labels = classification.prepare_labels
 # `predict` prints its predictions as they are (no files to write).
 PREDICTIONS_OUT = None

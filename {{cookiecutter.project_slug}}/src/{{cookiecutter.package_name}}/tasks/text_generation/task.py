@@ -651,6 +651,14 @@ def api_router(state: dict[str, Any]) -> Any:
     return router(state)
 
 
+def agreement(champion: dict[str, Any], candidate: dict[str, Any]) -> float:
+    """Shadow replay: how alike the two answers read, character by character (difflib's ratio:
+    1 for the same text, 0 for nothing in common)."""
+    import difflib
+
+    return difflib.SequenceMatcher(None, champion["text"], candidate["text"]).ratio()
+
+
 def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
     return {"transcript_chars": float(len(prediction["text"]))}
 

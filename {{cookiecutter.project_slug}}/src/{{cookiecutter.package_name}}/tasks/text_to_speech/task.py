@@ -558,6 +558,24 @@ def example_input(dataset: Any) -> str:
     return dataset[0]["input"]
 
 
+# Shadow replay's scale for MCD: two syntheses 10 dB apart agree by exp(-1), about 0.37.
+AGREEMENT_MCD_DB = 10.0
+
+
+def agreement(champion: dict[str, Any], candidate: dict[str, Any]) -> float:
+    """Shadow replay: exp(-MCD / 10 dB) between the two syntheses (1 for the same sounds, at any
+    speed: MCD aligns them first)."""
+    from transformers import SpeechT5FeatureExtractor
+
+    extractor = SpeechT5FeatureExtractor()  # its defaults: no download, the same for both
+    spectrograms = [
+        log_mel(extractor, audio.decode(base64.b64decode(answer["audio_wav_base64"])))
+        for answer in (champion, candidate)
+    ]
+    distance = mel_cepstral_distortion(*spectrograms)
+    return 0.0 if math.isnan(distance) else math.exp(-distance / AGREEMENT_MCD_DB)
+
+
 def output_features(prediction: dict[str, Any]) -> dict[str, Any]:
     return {"duration_s_out": float(prediction["duration_s"])}
 
