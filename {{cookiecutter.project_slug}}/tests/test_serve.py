@@ -73,6 +73,12 @@ def test_metrics_count_answers_by_status_for_prometheus(client: TestClient) -> N
         assert client.post("/predict", files={"file": ("upload", b"")}).status_code == 422
     assert (count("2xx"), count("4xx")) == (answered + 1, refused + 1)
     assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+    # Each app counts its own answers (the process-wide registry would let only the first count).
+    with TestClient(create_app(MODEL_DIR)) as other:
+        assert post_predict(other, example).status_code == 200
+        assert 'status="2xx"} 1.0' in other.get("/metrics").text
+    assert count("2xx") == answered + 1
+    assert "process_resident_memory_bytes" in client.get("/metrics").text
 
 
 TEXT_PAYLOADS = [

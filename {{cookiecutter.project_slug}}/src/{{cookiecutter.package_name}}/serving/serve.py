@@ -98,13 +98,17 @@ def create_app(
         return {"predictions": predictions}
 
     app = FastAPI(title="{{ cookiecutter.project_slug }}", version=__version__, lifespan=lifespan)
-    # Prometheus's view (requests, latency and sizes by endpoint and status class) at /metrics,
-    # outside the OpenAPI schema: what dashboards, alerts and a canary's analysis read.
+    # Prometheus's view (requests, latency and sizes by endpoint and status class, the process's
+    # memory and CPU) at /metrics, outside the OpenAPI schema: what dashboards, alerts and a
+    # canary's analysis read. A registry per app: on the process-wide one, a second app (tests,
+    # bench) would find the metrics' names taken and count nothing.
+    import prometheus_client
     from prometheus_fastapi_instrumentator import Instrumentator
 
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
-        app, include_in_schema=False
-    )
+    registry = prometheus_client.CollectorRegistry()
+    prometheus_client.ProcessCollector(registry=registry)
+    instrumentator = Instrumentator(excluded_handlers=["/metrics"], registry=registry)
+    instrumentator.instrument(app).expose(app, include_in_schema=False)
     router = task.api_router(state)  # the task's own endpoints (text generation: OpenAI's API)
     if router is not None:
         app.include_router(router)
