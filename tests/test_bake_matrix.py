@@ -138,6 +138,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
             "deploy/k8s/train-nodes.yaml",
             "deploy/k8s/serve.yaml",
             "deploy/k8s/serve-canary.yaml",
+            "deploy/kfp/pipeline.py",
         }
         if combination["task"] == "text-generation":  # vLLM on a GPU node
             files.add("deploy/k8s/serve-vllm.yaml")

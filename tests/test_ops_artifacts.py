@@ -6,6 +6,7 @@ worker: the check is of the content, and the same content cannot pass once and f
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -21,6 +22,7 @@ from validators import (
     COMPOSE_FILES,
     checkov_bin,
     checkov_problems,
+    compile_pipeline,
     compose_problems,
     copy_sources,
     dependabot_problems,
@@ -28,6 +30,7 @@ from validators import (
     devcontainer_problems,
     dockerfile_problems,
     dockerignore_allows,
+    pipeline_problems,
     pyproject_problems,
     repo_review_failures,
     spelling_problems,
@@ -289,6 +292,35 @@ def test_kubernetes_serving_answers_from_the_registry_champion(
     assert documents["Service"]["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http"}
     ]
+
+
+def test_kubeflow_pipeline_compiles_to_dvc_yamls_stages(
+    pair: tuple[Baked, Baked], combination: dict[str, str], tmp_path: Path
+) -> None:
+    """deploy/kfp/pipeline.py (Docker answer) compiles with the kfp SDK into the stages of
+    dvc.yaml, in its order, then promote; a changed dvc.yaml is told apart."""
+    project = pair[0].path
+    source = project / "deploy/kfp/pipeline.py"
+    assert source.exists() == (combination["use_docker"] == "yes")
+    if not source.exists():
+        return
+    compiled = tmp_path / "pipeline.yaml"
+    run = compile_pipeline(project, compiled)
+    assert run.returncode == 0, run.stderr[-3000:]
+    documents = list(yaml.safe_load_all(compiled.read_text(encoding="utf-8")))
+    dvc = yaml.safe_load(pair[0].text("dvc.yaml"))
+    params = pair[0].text("params.yaml")
+    assert pipeline_problems(documents, dvc, params) == []
+    # What the check reads: a stage key the params lack, an output no step passes on, the order.
+    changed = copy.deepcopy(dvc)
+    changed["stages"]["train"]["params"].append("train.no_such_key")
+    changed["stages"]["evaluate"]["outs"].append("plots/extra")
+    found = pipeline_problems(documents, changed, params)
+    assert "train reads train.no_such_key, which the params it gets lack" in found
+    assert "evaluate does not pass on plots/extra" in found
+    stages = changed["stages"]
+    changed["stages"] = {"train": stages["train"], "prepare": stages["prepare"], **stages}
+    assert "prepare does not run after train" in pipeline_problems(documents, changed, params)
 
 
 def test_pyproject_is_valid(pair: tuple[Baked, Baked]) -> None:

@@ -8,6 +8,7 @@ its own (its pins clash with validate-pyproject), built once like the shared pro
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import re
@@ -27,6 +28,19 @@ CHECKOV_ENV = TEMPLATE_ROOT / ".cache" / "checkov-env"
 # SkyPilot's task loader and the Kubernetes client's models: heavy, and only needed here.
 DEPLOY_PINS = ("skypilot==0.14.1", "kubernetes==37.0.2", "pyyaml>=6")
 DEPLOY_ENV = TEMPLATE_ROOT / ".cache" / "deploy-env"
+# The Kubeflow Pipelines SDK compiles deploy/kfp/pipeline.py: its pins (protobuf<7, requests and
+# kubernetes<31) clash with the project's and the deploy checks' environments.
+KFP_PINS = ("kfp==2.17.3", "kfp-kubernetes==2.17.3")
+KFP_ENV = TEMPLATE_ROOT / ".cache" / "kfp-env"
+# What each of dvc.yaml's outputs is called among the compiled pipeline's artifacts.
+KFP_ARTIFACTS = {
+    "data/prepared": "prepared",
+    "data/examples": "examples",
+    "models/model": "model",
+    "plots/train": "train_plots",
+    "plots/evaluate": "evaluate_plots",
+    "metrics.json": "metrics",
+}
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -278,4 +292,93 @@ def checkov_problems(
     outcomes = ("passed_checks", "failed_checks", "skipped_checks")
     checked = {check["resource"] for outcome in outcomes for check in results.get(outcome, [])}
     problems += [f"checkov did not scan {name}" for name in scanned if name not in checked]
+    return problems
+
+
+def compile_pipeline(project: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    """deploy/kfp/pipeline.py run by the kfp SDK, as the README's uv command runs it."""
+    python = tool_env(KFP_ENV, KFP_PINS) / "python"
+    command = [str(python), "deploy/kfp/pipeline.py", "--output", str(output)]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+
+
+def _stage_outputs(stage: dict) -> list[str]:
+    entries = [*(stage.get("outs") or []), *(stage.get("metrics") or [])]
+    return [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
+
+
+def _resolves(tree: object, key: str) -> bool:
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def pipeline_problems(compiled: list[dict], dvc: dict, params_text: str) -> list[str]:
+    """A compiled Kubeflow pipeline against dvc.yaml: the same stages in the same order and then
+    promote, each step running its stage's command with the run's params (holding every key the
+    stage reads), passing on each of its outputs, getting each input from the step that makes
+    it, and reading MLFLOW_TRACKING_URI from a Secret."""
+    import yaml
+
+    spec, platform = compiled[0], (compiled[1:] or [{}])[0]
+    stages = dvc["stages"]
+    steps = [*stages, "promote"]
+    tasks = spec["root"]["dag"]["tasks"]
+    if sorted(tasks) != sorted(steps):
+        return [f"the pipeline's steps {sorted(tasks)} are not dvc.yaml's stages and promote"]
+    problems = [
+        f"{after} does not run after {before}"
+        for before, after in itertools.pairwise(steps)
+        if before not in tasks[after].get("dependentTasks", [])
+    ]
+    root = spec["root"]["inputDefinitions"]["parameters"]
+    default = root.get("params", {}).get("defaultValue")
+    if yaml.safe_load(default or "null") != yaml.safe_load(params_text):
+        problems.append("the params argument's default is not params.yaml")
+    params = yaml.safe_load(default or "") or {}
+    producers = {out: name for name, stage in stages.items() for out in _stage_outputs(stage)}
+    executors = spec["deploymentSpec"]["executors"]
+    secrets = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {})
+    # promote, after dvc.yaml's stages: the same program's verb, on the model train made.
+    promote = {
+        "cmd": stages[steps[0]]["cmd"].rsplit(" ", 1)[0] + " promote",
+        "deps": ["models/model"],
+    }
+    for name in steps:
+        stage = stages.get(name, promote)
+        task = tasks[name]
+        component = spec["components"][task["componentRef"]["name"]]
+        label = component["executorLabel"]
+        container = executors[label]["container"]
+        if stage["cmd"] not in "\n".join(container["command"] + container.get("args", [])):
+            problems.append(f"{name} does not run `{stage['cmd']}`")
+        given = task.get("inputs", {}).get("parameters", {}).get("params")
+        if given != {"componentInputParameter": "params"}:
+            problems.append(f"{name} does not get the params argument")
+        for key in stage.get("params") or []:
+            if not _resolves(params, key):
+                problems.append(f"{name} reads {key}, which the params it gets lack")
+        outputs = component.get("outputDefinitions", {}).get("artifacts", {})
+        for out in _stage_outputs(stage):
+            if KFP_ARTIFACTS.get(out) not in outputs:
+                problems.append(f"{name} does not pass on {out}")
+        artifacts = task.get("inputs", {}).get("artifacts", {})
+        for dep in stage.get("deps") or []:
+            if dep not in producers:
+                continue  # the project's own code, in the image
+            source = artifacts.get(KFP_ARTIFACTS.get(dep, ""), {}).get("taskOutputArtifact")
+            if source != {
+                "outputArtifactKey": KFP_ARTIFACTS.get(dep),
+                "producerTask": producers[dep],
+            }:
+                problems.append(f"{name} does not get {dep} from {producers[dep]}")
+        envs = [
+            pair["envVar"]
+            for secret in secrets.get("executors", {}).get(label, {}).get("secretAsEnv", [])
+            for pair in secret.get("keyToEnv", [])
+        ]
+        if "MLFLOW_TRACKING_URI" not in envs:
+            problems.append(f"{name} does not read MLFLOW_TRACKING_URI from a Secret")
     return problems
