@@ -22,6 +22,8 @@ from kfp import compiler, dsl, kubernetes
 PROJECT = Path(__file__).resolve().parents[2]
 IMAGE = "ghcr.io/OWNER/{{ cookiecutter.project_slug }}:v0.1.0"
 PACKAGE = "{{ cookiecutter.package_name }}"
+# The Kubernetes Secret, and its key, that hold the tracking server's address.
+TRACKING_URI_FROM = ("mlflow", "tracking-uri")
 # Each step works in a scratch folder (the image's /app is read-only to its user) with the run's
 # params.yaml; the placeholders arrive as $1, $2, ...
 START = 'set -e\nmkdir -p /tmp/work && cd /tmp/work\nprintf "%s" "$1" > params.yaml\n'
@@ -115,9 +117,8 @@ def flywheel(params: str = DEFAULTS) -> None:
         step.set_caching_options(False)
         # MLflow's caches go to the home folder: the writable /tmp.
         step.set_env_variable("HOME", "/tmp")
-        kubernetes.use_secret_as_env(
-            step, secret_name="mlflow", secret_key_to_env={"tracking-uri": "MLFLOW_TRACKING_URI"}
-        )
+        name, key = TRACKING_URI_FROM
+        kubernetes.use_secret_as_env(step, name, {key: "MLFLOW_TRACKING_URI"})
 
 
 def main() -> None:
