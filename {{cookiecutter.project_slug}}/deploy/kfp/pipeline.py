@@ -15,6 +15,7 @@ the Kubeflow UI and `kfp.Client` submit.
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 from kfp import compiler, dsl, kubernetes
@@ -29,22 +30,32 @@ TRACKING_URI_FROM = ("mlflow", "tracking-uri")
 START = 'set -e\nmkdir -p /tmp/work && cd /tmp/work\nprintf "%s" "$1" > params.yaml\n'
 
 
-def _script(body: str) -> list[str]:
-    return ["sh", "-ec", START + body, "sh"]  # "sh" is $0
+def _verb(
+    verb: str, params: str, inputs: dict[str, Any], outputs: dict[str, Any]
+) -> dsl.ContainerSpec:
+    """`python -m PACKAGE verb` with `params` as params.yaml, each input artifact copied to its
+    project folder first and each output path (a folder, or metrics.json) copied to its artifact
+    after; the script reads the paths as $2, $3, ... ($1 is params)."""
+    lines, args = [], [params]
+    for folder, artifact in inputs.items():
+        args.append(artifact.path)
+        lines.append(f'mkdir -p {folder} && cp -a "${len(args)}"/. {folder}/')
+    lines.append(f"python -m {PACKAGE} {verb}")
+    for path, artifact in outputs.items():
+        args.append(artifact.path)
+        if path.endswith(".json"):
+            lines.append(f'cp {path} "${len(args)}"')
+        else:  # created where the verb writes nothing (data/examples of a text task)
+            lines.append(f'mkdir -p {path} "${len(args)}" && cp -a {path}/. "${len(args)}"/')
+    script = START + "\n".join(lines) + "\n"
+    return dsl.ContainerSpec(image=IMAGE, command=["sh", "-ec", script, "sh"], args=args)
 
 
 @dsl.container_component
 def prepare(params: str, prepared: dsl.Output[dsl.Dataset], examples: dsl.Output[dsl.Dataset]):
     """`prepare`: data/prepared (and data/examples, where the task writes them)."""
-    return dsl.ContainerSpec(
-        image=IMAGE,
-        command=_script(
-            f"python -m {PACKAGE} prepare\n"
-            'mkdir -p data/examples "$2" "$3"\n'
-            'cp -a data/prepared/. "$2"/ && cp -a data/examples/. "$3"/\n'
-        ),
-        args=[params, prepared.path, examples.path],
-    )
+    outputs = {"data/prepared": prepared, "data/examples": examples}
+    return _verb("prepare", params, {}, outputs)
 
 
 @dsl.container_component
@@ -55,15 +66,8 @@ def train(
     train_plots: dsl.Output[dsl.Artifact],
 ):
     """`train` on the prepared data: models/model and plots/train."""
-    return dsl.ContainerSpec(
-        image=IMAGE,
-        command=_script(
-            'mkdir -p data/prepared && cp -a "$2"/. data/prepared/\n'
-            f"python -m {PACKAGE} train\n"
-            'mkdir -p "$3" "$4" && cp -a models/model/. "$3"/ && cp -a plots/train/. "$4"/\n'
-        ),
-        args=[params, prepared.path, model.path, train_plots.path],
-    )
+    outputs = {"models/model": model, "plots/train": train_plots}
+    return _verb("train", params, {"data/prepared": prepared}, outputs)
 
 
 @dsl.container_component
@@ -75,28 +79,15 @@ def evaluate(
     metrics: dsl.Output[dsl.Artifact],
 ):
     """`evaluate` the model on the test split: plots/evaluate and metrics.json."""
-    return dsl.ContainerSpec(
-        image=IMAGE,
-        command=_script(
-            'mkdir -p data/prepared models/model && cp -a "$2"/. data/prepared/\n'
-            'cp -a "$3"/. models/model/\n'
-            f"python -m {PACKAGE} evaluate\n"
-            'mkdir -p "$4" && cp -a plots/evaluate/. "$4"/ && cp metrics.json "$5"\n'
-        ),
-        args=[params, prepared.path, model.path, evaluate_plots.path, metrics.path],
-    )
+    inputs = {"data/prepared": prepared, "models/model": model}
+    outputs = {"plots/evaluate": evaluate_plots, "metrics.json": metrics}
+    return _verb("evaluate", params, inputs, outputs)
 
 
 @dsl.container_component
 def promote(params: str, model: dsl.Input[dsl.Model]):
     """`promote` the model's run: @champion when it beats the champion (else the step fails)."""
-    return dsl.ContainerSpec(
-        image=IMAGE,
-        command=_script(
-            f'mkdir -p models/model && cp -a "$2"/. models/model/\npython -m {PACKAGE} promote\n'
-        ),
-        args=[params, model.path],
-    )
+    return _verb("promote", params, {"models/model": model}, {})
 
 
 # params.yaml as one line of JSON, which YAML reads: a Struct parameter refuses its nulls, and kfp

@@ -69,7 +69,9 @@ def model_uri(model: str) -> str:
 
 def sample(folder: Path, days: float, size: int, seed: int) -> list[dict[str, Any]]:
     """A seeded sample of the inputs kept in the last `days`, in the order they came."""
-    lines = _kept(folder, days)
+    from .monitor import kept_inputs
+
+    lines = kept_inputs(folder, days)
     if not lines:
         raise FlywheelError(
             f"{folder} holds no inputs kept in the last {days:g} days: set monitor.keep_inputs: "
@@ -79,12 +81,6 @@ def sample(folder: Path, days: float, size: int, seed: int) -> list[dict[str, An
         chosen = np.sort(np.random.default_rng(seed).choice(len(lines), size, replace=False))
         lines = [lines[index] for index in chosen]
     return lines
-
-
-def _kept(folder: Path, days: float) -> list[dict[str, Any]]:
-    from .monitor import kept_inputs
-
-    return kept_inputs(folder, days)
 
 
 def _memory_kb(name: str) -> int | None:
