@@ -49,10 +49,12 @@ SHARED_MODULES = [
     "core/runlock.py",
     "core/schema.py",
     "data/__init__.py",
+    "data/labelling.py",
     "data/prepare.py",
     "lifecycle/__init__.py",
     "lifecycle/card.py",
     "lifecycle/gate.py",
+    "lifecycle/harvest.py",
     "lifecycle/monitor.py",
     "lifecycle/registry.py",
     "lifecycle/reproduce.py",
@@ -95,6 +97,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "LICENSE",
         "Makefile",
         "README.md",
+        "data/feedback/README.md",
         "dvc.yaml",
         "params.yaml",
         "pyproject.toml",
@@ -109,6 +112,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
         "tests/test_fuzz_files.py",
         "tests/media_files.py",
         "tests/test_gate.py",
+        "tests/test_harvest.py",
         "tests/test_monitor.py",
         "tests/test_outage.py",
         "tests/test_registry.py",
@@ -147,6 +151,7 @@ def expected_files(combination: dict[str, str], package: str = "flywheel_demo") 
             ".github/dependabot.yml",
             ".github/workflows/ci.yml",
             ".github/workflows/template-drift.yml",
+            ".github/workflows/continuous-training.yml",
         }
     if combination["ci"] == "github" and combination["use_docker"] == "yes":
         files |= {".github/workflows/docker.yml"}

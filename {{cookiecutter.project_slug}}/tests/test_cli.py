@@ -53,9 +53,12 @@ USAGE_MISTAKES = [
     (["rollback", "2"], "Got unexpected extra argument", f"{PROG} rollback"),
     (["shadow", "--candidate"], "Option '--candidate' requires an argument", PROG),
     (["gate", "--budget", "1"], "No such option: --budget", f"{PROG} gate"),
+    (["harvest", "--count", "5"], "No such option: --count", f"{PROG} harvest"),
 ]
 # What `export` says first where the task has nothing to export, before it looks for a model.
 NOT_EXPORTED = "" if task.EXPORT_FORMAT else "{{ cookiecutter.task }} models are not exported"
+# What `harvest` says first where the task is not labelled in Label Studio.
+NOT_HARVESTED = "harvest: text to speech learns from recordings" if task.TARGET == "speech" else ""
 # Inputs that are missing or wrong, in a project with no data, model or measurements yet:
 # exit 1, one line naming the input and the fix.
 INPUT_MISTAKES = [
@@ -80,6 +83,7 @@ INPUT_MISTAKES = [
     (["promote", "--run", "abc"], "no MLflow store at mlflow.db: run from the project root"),
     (["rollback"], "no MLflow store at mlflow.db: run from the project root"),
     (["shadow"], "monitoring holds no inputs kept in the last 30 days: set monitor.keep_inputs"),
+    (["harvest"], NOT_HARVESTED or "monitoring holds no inputs kept in the last 30 days that"),
     (["export"], NOT_EXPORTED or "models/model holds no trained model: run `train` first"),
     (["export", "--model-dir", "nope"], NOT_EXPORTED or "nope holds no trained model: run `train`"),
     (["reproduce", "abc"], "reproduce needs the project's git and DVC repository: run `make init`"),

@@ -17,7 +17,7 @@ import typer
 from . import __version__
 from .core import gc_pause
 from .core.errors import FlywheelError
-from .core.paths import MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
+from .core.paths import FEEDBACK_DIR, MODEL_DIR, PARAMS_FILE, PREDICTIONS_DIR
 from .core.project import MODALITY, TASK
 from .tasks import task
 from .tracking import runs
@@ -108,7 +108,11 @@ def _prepare(params: Any) -> None:
     from .data.prepare import prepare as prepare_data
 
     sizes = prepare_data(params)
-    typer.echo("prepared " + ", ".join(f"{name}: {size}" for name, size in sizes.items()))
+    from_feedback = sizes.pop("feedback")
+    shown = {name: str(size) for name, size in sizes.items()}
+    if from_feedback:
+        shown["train"] += f" ({from_feedback} from {FEEDBACK_DIR})"
+    typer.echo("prepared " + ", ".join(f"{name}: {size}" for name, size in shown.items()))
 
 
 @app.command()
@@ -355,6 +359,19 @@ def shadow(
     typer.echo(summary(report))
     if not report["passed"]:
         raise FlywheelError(f"shadow: the candidate missed: {'; '.join(report['missed'])}")
+
+
+@app.command()
+@friendly_errors
+def harvest(params: ParamsOption = PARAMS_FILE) -> None:
+    """Write the inputs `serve` kept (monitor.keep_inputs) that the model was least sure of, or a
+    sample (harvest.strategy), as Label Studio tasks with its answers pre-filled:
+    harvest/tasks.json and the labelling interface harvest/interface.xml."""
+    from .core.config import load_params
+    from .lifecycle.harvest import harvest as harvest_inputs
+    from .lifecycle.harvest import summary
+
+    typer.echo(summary(harvest_inputs(load_params(params))))
 
 
 @app.command()

@@ -132,6 +132,15 @@ class ShadowParams(Section):
     max_memory_ratio: float = Field(default=1.5, gt=0)
 
 
+class HarvestParams(Section):
+    """Which kept inputs `harvest` exports for labelling (harvest.py). Defaults, so a params.yaml
+    from before it still loads."""
+
+    # uncertain: those the model gave the lowest scores (classifiers); random: a seeded sample.
+    strategy: Literal["uncertain", "random"] = "random"
+    count: int = Field(default=100, ge=1)
+
+
 class SearchRange(Section):
     """One parameter's search space: `choices`, or a range from `low` to `high` (on a log scale
     where `log`), of integers where params.yaml's value is one."""
@@ -174,6 +183,7 @@ class Params(Section):
     registry: RegistryParams = RegistryParams()
     tune: TuneParams = TuneParams()
     shadow: ShadowParams = ShadowParams()
+    harvest: HarvestParams = HarvestParams()
 
     def flat(self) -> dict[str, Any]:
         """`section.key` pairs, as MLflow logs them and DVC names them; the sections of the
@@ -191,7 +201,7 @@ class Params(Section):
         }
 
 
-AFTER_THE_RUN = ("monitor", "registry", "tune", "shadow")
+AFTER_THE_RUN = ("monitor", "registry", "tune", "shadow", "harvest")
 # Keys params.yaml gained after a release, with the default that keeps the release's behaviour.
 ADDED_SINCE_A_RELEASE: dict[str, Any] = {"train.max_steps": None}
 

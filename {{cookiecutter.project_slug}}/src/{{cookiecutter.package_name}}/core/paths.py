@@ -11,6 +11,8 @@ from pathlib import Path
 PARAMS_FILE = Path("params.yaml")
 PREPARED_DIR = Path("data/prepared")
 EXAMPLES_DIR = Path("data/examples")
+# Label Studio exports of served inputs, labelled: `prepare` adds them to the training split.
+FEEDBACK_DIR = Path("data/feedback")
 MODEL_DIR = Path("models/model")
 # `export` writes the ONNX graph of models/model here (export.py)...
 ONNX_DIR = Path("models/onnx")
@@ -27,6 +29,8 @@ BEST_PARAMS_FILE = Path("params.best.yaml")
 MONITOR_DIR = Path("monitoring")
 # `shadow` writes its report of a candidate against the champion here (shadow.py).
 SHADOW_DIR = Path("shadow")
+# `harvest` writes the kept inputs chosen for labelling here, as Label Studio tasks (harvest.py).
+HARVEST_DIR = Path("harvest")
 # Held while `prepare`, `train` or `evaluate` runs (runlock.py).
 LOCK_FILE = Path(".flywheel.lock")
 # `train` draws the loss curve, `evaluate` the test-split plots: one folder per DVC stage.

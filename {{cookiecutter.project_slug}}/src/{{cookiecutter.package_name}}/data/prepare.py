@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import functools
 import itertools
+import json
 import math
 import os
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FlywheelError, unreachable
-from ..core.paths import EXAMPLES_DIR, PREPARED_DIR
+from ..core.paths import EXAMPLES_DIR, FEEDBACK_DIR, PREPARED_DIR
 from ..tasks import task
 
 if TYPE_CHECKING:  # the settings' schema loads the task: only the type is needed here
@@ -199,12 +200,20 @@ def _split_positions(
     return np.asarray(train), np.asarray(test)
 
 
-def prepare(params: Params, out_dir: Path = PREPARED_DIR) -> dict[str, int]:
-    """Write the three splits as Parquet; return their sizes."""
+# What `prepare` writes beside the splits: the Label Studio exports it added (labelling.py).
+FEEDBACK_FILE = "feedback.json"
+
+
+def prepare(
+    params: Params, out_dir: Path = PREPARED_DIR, feedback_dir: Path = FEEDBACK_DIR
+) -> dict[str, int]:
+    """Write the three splits as Parquet, the labelled exports in `feedback_dir` added to the
+    training split; return their sizes (and the rows from feedback)."""
     import datasets
 
     datasets.disable_progress_bars()
     splits = split(load_raw(params), params)
+    splits["train"], added = with_feedback(splits["train"], feedback_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
     try:
@@ -212,12 +221,34 @@ def prepare(params: Params, out_dir: Path = PREPARED_DIR) -> dict[str, int]:
             if len(dataset) == 0:
                 raise FlywheelError(f"data: the {name} split is empty: provide more examples")
             dataset.flatten_indices().to_parquet(staging / f"{name}.parquet")
+        (staging / FEEDBACK_FILE).write_text(json.dumps(added, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(out_dir, ignore_errors=True)
         staging.rename(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     task.write_examples(splits["test"], EXAMPLES_DIR)
-    return {name: len(dataset) for name, dataset in splits.items()}
+    return {name: len(dataset) for name, dataset in splits.items()} | {"feedback": added["rows"]}
+
+
+def with_feedback(train: Any, feedback_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The training split with the labelled rows of the Label Studio exports in `feedback_dir`
+    after its own (the validation and test splits stay the source's, so that runs before and
+    after feedback are scored alike); and what was added, for the run's lineage."""
+    from datasets import Dataset, concatenate_datasets
+
+    from .labelling import feedback
+
+    inputs, labels, added = feedback(feedback_dir, label_names(train))
+    if not inputs:
+        return train, added
+    rows = Dataset.from_dict({"input": inputs, "label": labels}, features=train.features)
+    return concatenate_datasets([train, rows]), added
+
+
+def feedback_rows(data_dir: Path = PREPARED_DIR) -> int:
+    """How many training rows of the prepared data came from data/feedback (0 before it)."""
+    record = data_dir / FEEDBACK_FILE
+    return json.loads(record.read_text(encoding="utf-8"))["rows"] if record.is_file() else 0
 
 
 def load_prepared(

@@ -92,6 +92,7 @@ def card_text(run: Any, previous: str = "") -> str:
         ["git commit", tags.get("lineage.git_commit", "-")],
         ["uncommitted changes", tags.get("lineage.git_dirty", "-")],
         ["prepared data (DVC)", tags.get("lineage.data_hash", "-")],
+        ["training rows labelled from served inputs", tags.get("lineage.feedback_rows", "-")],
         [tags.get("lineage.dependency_file", "dependencies"), tags.get("lineage.dependency_hash")],
         [
             "python / torch / transformers",

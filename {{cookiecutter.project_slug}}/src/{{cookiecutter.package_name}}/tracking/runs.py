@@ -120,6 +120,7 @@ def lineage_tags(data_hash: str) -> dict[str, str]:
     import torch
     import transformers
 
+    from ..data.prepare import feedback_rows
     from .pipeline import lineage_tags as dvc_tags
 
     commit = _git("rev-parse", "HEAD")
@@ -132,6 +133,8 @@ def lineage_tags(data_hash: str) -> dict[str, str]:
         "lineage.git_commit": commit or "none",
         "lineage.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
         "lineage.data_hash": data_hash,
+        # Training rows labelled in Label Studio (data/feedback) rather than from data.source.
+        "lineage.feedback_rows": str(feedback_rows()),
         "lineage.dependency_file": dependency_file,
         "lineage.dependency_hash": dependency_hash,
         environment.HASH_TAG: environment.fingerprint(packages),
