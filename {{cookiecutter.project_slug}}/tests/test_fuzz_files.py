@@ -160,6 +160,7 @@ def test_prepare_reads_or_names_every_file_it_is_handed(trained, tmp_path) -> No
             assert not out.exists()
         else:
             assert sorted(p.name for p in out.iterdir()) == [
+                "feedback.json",
                 "test.parquet",
                 "train.parquet",
                 "validation.parquet",
