@@ -392,13 +392,19 @@ def test_readme_gate_section_works(trained_text: tuple[Baked, dict[str, str]]) -
         (project.path / "params.yaml").write_text(params, encoding="utf-8")
 
 
-# The prepared validation split's texts and class names, for the test to send and label.
-VALIDATION_TEXTS = """
+# Texts and their classes from the embedded data's generator with another seed, none of them in
+# the prepared splits (`prepare` leaves out labelled copies of held-out inputs): new traffic.
+NEW_TEXTS = """
 import json
+from {package}.core.config import load_params
 from {package}.data.prepare import load_prepared
-split = load_prepared(names=("validation",))["validation"]
-names = split.features["label"].names
-print(json.dumps([[row["input"], names[row["label"]]] for row in split]))
+from {package}.tasks import task
+params = load_params()
+seen = {{text for split in load_prepared().values() for text in split["input"]}}
+fresh = task.embedded_dataset(params.model_copy(update={{"seed": params.seed + 1}}))
+names = fresh.features["label"].names
+rows = {{row["input"]: names[row["label"]] for row in fresh if row["input"] not in seen}}
+print(json.dumps(list(rows.items())[:60]))
 """
 FEEDBACK_ROWS_TAG = """
 import mlflow
@@ -406,7 +412,7 @@ import mlflow
     search_all_experiments=True, order_by=["attributes.start_time DESC"], max_results=1,
     output_format="list",
 )
-print(run.data.tags["lineage.feedback_rows"])
+print(run.info.run_id, run.data.tags["lineage.feedback_rows"])
 """
 
 
@@ -415,11 +421,12 @@ print(run.data.tags["lineage.feedback_rows"])
 def test_readme_loop_section_works(
     trained_text: tuple[Baked, dict[str, str]], tmp_path: Path
 ) -> None:
-    """The loop as written: `make serve` keeping its inputs, the validation split's texts sent to
-    it, `make monitor`, `make harvest`, a Label Studio export (made by the test as Label Studio
-    writes one, each task labelled with its text's class) copied from ~/Downloads as written,
-    `make train` with it, `make shadow` and `make promote`. The shadow budgets are the test's,
-    so the verdict does not depend on this machine's load; the last test of the text project."""
+    """The loop as written: `make serve` keeping its inputs, new texts sent to it, `make
+    monitor`, `make harvest`, a Label Studio export (made by the test as Label Studio writes one,
+    each task labelled with its text's class) copied from ~/Downloads as written, `make train`
+    with it, `make shadow` (and the Shadow replay section's `CANDIDATE=<run id>`) and `make
+    promote`. The shadow budgets are the test's, so the verdict does not depend on this
+    machine's load; the last test of the text project."""
     project, env = trained_text
     commands = readme_commands(project.text("README.md"), "The loop")
     serve, monitor, harvest, copy, train, shadow, promote = commands
@@ -435,11 +442,13 @@ def test_readme_loop_section_works(
         "max_memory_ratio": 50,
     }
     package = project.path.name
+    # What the README's serve section's request left: this test counts its own traffic.
+    shutil.rmtree(project.path / "monitoring", ignore_errors=True)
     try:
         (project.path / "params.yaml").write_text(with_params(params, loop), encoding="utf-8")
         first = project.run("make", "promote", env=env)  # the first champion, or already it
         assert first.returncode == 0, first.stderr[-3000:]
-        listed = project.run("python", "-c", VALIDATION_TEXTS.format(package=package), env=env)
+        listed = project.run("python", "-c", NEW_TEXTS.format(package=package), env=env)
         assert listed.returncode == 0, listed.stderr[-3000:]
         labelled = dict(json.loads(listed.stdout))
         port = free_port()
@@ -497,12 +506,19 @@ def test_readme_loop_section_works(
         assert retrained.returncode == 0, retrained.stderr[-3000:]
         assert f"({chosen} from data/feedback)" in retrained.stdout, retrained.stdout
         tag = project.run("python", "-c", FEEDBACK_ROWS_TAG, env=env)
-        assert tag.stdout.strip() == str(chosen), tag.stderr[-3000:]
+        run_id, rows = tag.stdout.split()
+        assert rows == str(chosen), tag.stderr[-3000:]
         replayed = project.run(*shadow.split(), env=env, timeout=600)
         assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
         assert f"replayed {count} kept inputs: agreement " in replayed.stdout, replayed.stdout
         report = json.loads(project.text("shadow/shadow.json"))
         assert report["passed"] and report["champion"]["run_id"] != report["candidate"]["run_id"]
+        # The Shadow replay section's other line, the candidate named by its run.
+        section = readme_commands(project.text("README.md"), "Shadow replay")
+        assert section == ["make serve", "make shadow", "make shadow CANDIDATE=<run id>"], section
+        by_run = project.run(*section[2].replace("<run id>", run_id).split(), env=env)
+        assert by_run.returncode == 0, by_run.stdout[-3000:] + by_run.stderr[-3000:]
+        assert json.loads(project.text("shadow/shadow.json"))["candidate"]["run_id"] == run_id
         promoted = project.run(*promote.split(), env=env)
         # Better on the test split or not: either way one line says which.
         said = promoted.stdout if promoted.returncode == 0 else promoted.stderr

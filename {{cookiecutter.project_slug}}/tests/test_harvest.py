@@ -23,7 +23,7 @@ from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.core.errors import FlywheelError
 from {{ cookiecutter.package_name }}.core.paths import FEEDBACK_DIR, HARVEST_DIR, MODEL_DIR, MONITOR_DIR
 from {{ cookiecutter.package_name }}.data.labelling import harvest_id
-from {{ cookiecutter.package_name }}.data.prepare import feedback_rows, label_names, load_prepared, prepare
+from {{ cookiecutter.package_name }}.data.prepare import label_names, load_prepared, prepare
 from {{ cookiecutter.package_name }}.lifecycle.harvest import FILES_URL, INTERFACE, TASKS
 from {{ cookiecutter.package_name }}.lifecycle.monitor import kept_inputs
 from {{ cookiecutter.package_name }}.tasks import task
@@ -145,6 +145,16 @@ def _annotation(result: list[dict], updated_at: str, **fields: object) -> dict:
     }
 
 
+def _held_out_task(classes: list[str]) -> dict:
+    """A labelled task whose input is the test split's first, as a client would send it."""
+    raw = task.example_input(load_prepared(names=("test",))["test"].select([0]))
+    if not isinstance(raw, str):
+        raw = f"data:image/png;base64,{base64.b64encode(raw).decode('ascii')}"
+    label = classes[0] if CLASSIFIER else "x"
+    result = _labelled({"result": [{"from_name": "label", "to_name": "input"}]}, label)
+    return {"id": 900, "data": {"input": raw}, "annotations": [_annotation(result, "2026")]}
+
+
 def test_a_label_studio_export_joins_the_training_split(trained, project, tmp_path) -> None:
     tasks = _harvest()
     answers = [entry["predictions"][0] for entry in tasks]
@@ -174,12 +184,17 @@ def test_a_label_studio_export_joins_the_training_split(trained, project, tmp_pa
         {"id": 101 + number, "data": entry["data"], "annotations": annotations[number]}
         for number, entry in enumerate(tasks)
     ]
+    # An exact copy of a test input, labelled: left out, the test split stays unseen. (A
+    # waveform comes back from a WAV file rounded: copies of audio are not told apart.)
+    copies = [] if task.INPUT_KIND == "audio" else [_held_out_task(classes)]
     FEEDBACK_DIR.mkdir()
-    (FEEDBACK_DIR / "project-1-at-2026-01-05.json").write_text(json.dumps(export), "utf-8")
+    (FEEDBACK_DIR / "project-1-at-2026-01-05.json").write_text(json.dumps(export + copies), "utf-8")
     sizes = prepare(trained.params, tmp_path / "prepared")
     before = len(load_prepared(names=("train",))["train"])
     assert sizes["feedback"] == 3 and sizes["train"] == before + 3
-    assert feedback_rows(tmp_path / "prepared") == 3
+    assert sizes["feedback_held_out"] == len(copies)
+    lineage = json.loads((tmp_path / "prepared" / "feedback.json").read_text(encoding="utf-8"))
+    assert lineage["rows"] == 3 and lineage["held_out"] == len(copies)
     train = load_prepared(tmp_path / "prepared", names=("train",))["train"]
     added = train.select(range(before, before + 3))
     labels = [classes[label] for label in added["label"]] if CLASSIFIER else added["label"]

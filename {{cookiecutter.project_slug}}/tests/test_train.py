@@ -100,6 +100,7 @@ def test_the_mlflow_run_holds_params_metrics_tags_and_model(trained) -> None:
     # DVC's name for the prepared data: `<md5>.dir`, as dvc.lock records it.
     assert tags["lineage.data_hash"].endswith(".dir")
     assert len(tags["lineage.data_hash"]) == 36
+    assert tags["lineage.feedback_rows"] == "0"  # no Label Studio export in data/feedback
     # The packages the run ran with, and their hash: what `reproduce` compares with its own.
     listed = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{environment.ARTIFACT}")
     packages = environment.parse(listed)

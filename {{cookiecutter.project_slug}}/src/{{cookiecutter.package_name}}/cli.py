@@ -108,10 +108,11 @@ def _prepare(params: Any) -> None:
     from .data.prepare import prepare as prepare_data
 
     sizes = prepare_data(params)
-    from_feedback = sizes.pop("feedback")
+    from_feedback, held_out = sizes.pop("feedback"), sizes.pop("feedback_held_out")
     shown = {name: str(size) for name, size in sizes.items()}
-    if from_feedback:
-        shown["train"] += f" ({from_feedback} from {FEEDBACK_DIR})"
+    if from_feedback or held_out:
+        shown["train"] += f" ({from_feedback} from {FEEDBACK_DIR}"
+        shown["train"] += f", {held_out} left out: in the held-out splits)" if held_out else ")"
     typer.echo("prepared " + ", ".join(f"{name}: {size}" for name, size in shown.items()))
 
 

@@ -78,6 +78,18 @@ def media_type(raw: bytes) -> str:
     return next(found, "application/octet-stream")
 
 
+# Image types a browser shows from a `data:` URI; others (BMP, TIFF) are sent as PNG.
+SHOWN_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def _as_png(raw: bytes) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    task.decode_input(raw).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def to_task(kept: dict[str, Any], files_dir: Path, files_url: str) -> dict[str, Any]:
     """A kept input (a line of monitoring/inputs.jsonl) as a Label Studio task; an audio file is
     written to `files_dir`, which Label Studio serves under `files_url`."""
@@ -88,7 +100,9 @@ def to_task(kept: dict[str, Any], files_dir: Path, files_url: str) -> dict[str, 
         data[INPUT] = raw
     else:
         kind = media_type(raw)
-        data_uri = f"data:{kind};base64,{kept['input']}"
+        if task.INPUT_KIND == "image" and kind not in SHOWN_IMAGES:
+            raw, kind = _as_png(raw), "image/png"
+        data_uri = f"data:{kind};base64,{base64.b64encode(raw).decode('ascii')}"
         if task.INPUT_KIND == "audio":
             name = f"{key}.{kind.rsplit('/', 1)[1]}"
             (files_dir / name).write_bytes(raw)
@@ -108,11 +122,13 @@ def to_task(kept: dict[str, Any], files_dir: Path, files_url: str) -> dict[str, 
 
 
 def labelled_ids(folder: Path) -> set[str]:
-    """The harvest ids of the tasks in the exports in `folder`, labelled or skipped."""
+    """The harvest ids of the tasks the exports in `folder` hold an annotation of (labelled or
+    skipped); a task exported unlabelled may be harvested again."""
     return {
-        str(entry.get("data", {}).get("harvest_id"))
+        str(entry["data"].get("harvest_id"))
         for path in sorted(folder.glob("*.json"))
         for entry in _export(path)
+        if entry["annotations"]
     }
 
 
@@ -123,10 +139,16 @@ def _export(path: Path) -> list[dict[str, Any]]:
         raise FlywheelError(
             f"{path}: not JSON ({error}): export the project from Label Studio as {EXPORT_FORMAT}"
         ) from None
-    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+    # JSON_MIN and the CSV-like formats are lists of dicts too, without `data` and `annotations`.
+    if not isinstance(entries, list) or not all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("data"), dict)
+        and isinstance(entry.get("annotations"), list)
+        for entry in entries
+    ):
         raise FlywheelError(
-            f"{path}: not a Label Studio export (a JSON list of tasks): export the project from "
-            f"Label Studio as {EXPORT_FORMAT}"
+            f"{path}: not a Label Studio export (a JSON list of tasks, each with data and "
+            f"annotations): export the project from Label Studio as {EXPORT_FORMAT}, not JSON_MIN"
         )
     return entries
 
@@ -136,7 +158,7 @@ def _annotation(entry: dict[str, Any]) -> dict[str, Any] | None:
     still carry the pre-annotation); of the others, the ground truth, else the latest."""
     kept = [
         annotation
-        for annotation in entry.get("annotations") or []
+        for annotation in entry["annotations"]
         if isinstance(annotation, dict) and not annotation.get("was_cancelled")
     ]
     ranked = sorted(
@@ -150,13 +172,16 @@ def _annotation(entry: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _label(annotation: dict[str, Any], classes: list[str], where: str) -> str | None:
-    for item in annotation.get("result") or []:
+    result = annotation.get("result")
+    for item in result if isinstance(result, list) else []:
         if not isinstance(item, dict) or item.get("from_name") != LABEL:
             continue
-        value = item.get("value") or {}
+        value = item.get("value")
+        if not isinstance(value, dict):
+            return None
         if task.TARGET == "class":
-            chosen = value.get("choices") or []
-            if not chosen:
+            chosen = value.get("choices")
+            if not isinstance(chosen, list) or not chosen:
                 return None
             if chosen[0] not in classes:
                 raise FlywheelError(
@@ -165,7 +190,8 @@ def _label(annotation: dict[str, Any], classes: list[str], where: str) -> str | 
                     "data.source"
                 )
             return str(chosen[0])
-        text = "\n".join(str(part) for part in value.get("text") or []).strip()
+        parts = value.get("text")
+        text = "\n".join(str(part) for part in (parts if isinstance(parts, list) else [])).strip()
         return text or None
     return None
 
@@ -197,14 +223,14 @@ def feedback(folder: Path, classes: list[str]) -> tuple[list[Any], list[str], di
     file (by name) has it."""
     files = sorted(folder.glob("*.json"))
     if not files:
-        return [], [], {"files": [], "rows": 0, "left_out": 0}
+        return [], [], {"files": [], "rows": 0, "left_out": 0, "held_out": 0}
     require_labellable()
     rows: dict[str, tuple[Any, str]] = {}
     left_out = 0
     for path in files:
         for number, entry in enumerate(_export(path), start=1):
             where = f"{path} task {entry.get('id', number)}"
-            data = entry.get("data") or {}
+            data = entry["data"]
             annotation = _annotation(entry)
             label = None if annotation is None else _label(annotation, classes, where)
             if label is None:
@@ -214,5 +240,10 @@ def feedback(folder: Path, classes: list[str]) -> tuple[list[Any], list[str], di
             value = raw if task.INPUT_KIND == "text" else task.decode_input(raw, name=where)
             key = str(data.get("harvest_id") or harvest_id(json.dumps(data, sort_keys=True)))
             rows[key] = (value, label)
-    summary = {"files": [path.name for path in files], "rows": len(rows), "left_out": left_out}
+    summary = {
+        "files": [path.name for path in files],
+        "rows": len(rows),
+        "left_out": left_out,
+        "held_out": 0,
+    }
     return [value for value, _ in rows.values()], [label for _, label in rows.values()], summary

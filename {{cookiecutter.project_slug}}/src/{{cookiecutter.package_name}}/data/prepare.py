@@ -212,8 +212,7 @@ def prepare(
     import datasets
 
     datasets.disable_progress_bars()
-    splits = split(load_raw(params), params)
-    splits["train"], added = with_feedback(splits["train"], feedback_dir)
+    splits, added = with_feedback(split(load_raw(params), params), feedback_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
     try:
@@ -227,22 +226,57 @@ def prepare(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     task.write_examples(splits["test"], EXAMPLES_DIR)
-    return {name: len(dataset) for name, dataset in splits.items()} | {"feedback": added["rows"]}
+    sizes = {name: len(dataset) for name, dataset in splits.items()}
+    return sizes | {"feedback": added["rows"], "feedback_held_out": added["held_out"]}
 
 
-def with_feedback(train: Any, feedback_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """The training split with the labelled rows of the Label Studio exports in `feedback_dir`
-    after its own (the validation and test splits stay the source's, so that runs before and
-    after feedback are scored alike); and what was added, for the run's lineage."""
+def with_feedback(
+    splits: dict[str, Any], feedback_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The splits, the training split with the labelled rows of the Label Studio exports in
+    `feedback_dir` after its own; and what was added, for the run's lineage. The validation and
+    test splits stay the source's, so that runs before and after feedback are scored alike, and
+    a labelled input that is one of theirs (an exact copy) is left out of training."""
     from datasets import Dataset, concatenate_datasets
 
     from .labelling import feedback
 
+    train = splits["train"]
     inputs, labels, added = feedback(feedback_dir, label_names(train))
     if not inputs:
-        return train, added
-    rows = Dataset.from_dict({"input": inputs, "label": labels}, features=train.features)
-    return concatenate_datasets([train, rows]), added
+        return splits, added
+    held_out = {
+        _fingerprint(value)
+        for name in ("validation", "test")
+        for batch in splits[name].select_columns(["input"]).iter(batch_size=BATCH_ROWS)
+        for value in batch["input"]
+    }
+    rows = [
+        (value, label)
+        for value, label in zip(inputs, labels, strict=True)
+        if _fingerprint(value) not in held_out
+    ]
+    added |= {"rows": len(rows), "held_out": len(inputs) - len(rows)}
+    if not rows:
+        return splits, added
+    columns = {"input": [value for value, _ in rows], "label": [label for _, label in rows]}
+    extra = Dataset.from_dict(columns, features=train.features)
+    return {**splits, "train": concatenate_datasets([train, extra])}, added
+
+
+def _fingerprint(value: Any) -> str:
+    """A decoded input's hash: text, an image's pixels, a waveform's samples."""
+    import hashlib
+
+    import numpy as np
+
+    if isinstance(value, str):
+        content = value.encode("utf-8")
+    elif hasattr(value, "mode") and hasattr(value, "tobytes"):  # a PIL image
+        content = f"{value.mode}{value.size}".encode() + value.tobytes()
+    else:
+        content = np.asarray(value, dtype=np.float32).tobytes()
+    return hashlib.sha256(content).hexdigest()
 
 
 def feedback_rows(data_dir: Path = PREPARED_DIR) -> int:

@@ -1,13 +1,14 @@
 """Harvest: inputs `serve` kept, chosen for labelling in Label Studio, whose labelled export in
 data/feedback/ `prepare` adds to the training split.
 
-`harvest` reads the kept inputs of the last monitor.keep_inputs_days (those in an export in
-data/feedback/ already are left out; an input sent twice is one task), chooses `harvest.count` of
+`harvest` reads the kept inputs of the last monitor.keep_inputs_days (those an export in
+data/feedback/ holds an annotation of are left out; an input sent twice is one task, with its
+latest answer), chooses `harvest.count` of
 them by params.yaml's `harvest.strategy` (`uncertain`: the lowest scores the model gave, where its
 answers carry one; `random`: a seeded sample) and writes harvest/tasks.json (Label Studio's import
 format, the served answer as a pre-annotation), harvest/interface.xml (the labelling interface)
-and, for audio, harvest/files/ (what Label Studio plays). The folder is replaced as a whole: a
-failed harvest leaves the previous one.
+and, for audio, harvest/files/ (what Label Studio plays; earlier clips stay, for the tasks
+Label Studio holds). The folder is replaced as a whole: a failed harvest leaves the previous one.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def harvest(
     days = params.monitor.keep_inputs_days
     labelled = labelling.labelled_ids(feedback_dir) if feedback_dir.is_dir() else set()
     unique: dict[str, dict[str, Any]] = {}
-    for line in kept_inputs(folder, days):
-        unique.setdefault(labelling.harvest_id(line["input"]), line)
+    for line in kept_inputs(folder, days):  # oldest first: an input's latest answer stays
+        unique[labelling.harvest_id(line["input"])] = line
     kept = [line for key, line in unique.items() if key not in labelled]
     if not kept:
         raise FlywheelError(
@@ -79,8 +80,11 @@ def harvest(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".harvest-", dir=out_dir.parent))
     try:
-        if task.INPUT_KIND == "audio":
-            (staging / FILES).mkdir()
+        if task.INPUT_KIND == "audio":  # clips of tasks Label Studio holds still play
+            if (out_dir / FILES).is_dir():
+                shutil.copytree(out_dir / FILES, staging / FILES)
+            else:
+                (staging / FILES).mkdir()
         tasks = [labelling.to_task(line, staging / FILES, FILES_URL) for line in chosen]
         (staging / TASKS).write_text(
             json.dumps(tasks, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
