@@ -45,7 +45,8 @@ def project(trained, tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_bytes((trained.workspace / "params.yaml").read_bytes())
     traffic.set_keys(tmp_path / "params.yaml", count=HARVESTED)
     monkeypatch.chdir(tmp_path)
-    return traffic.keep(trained.workspace / MODEL_DIR, trained.params.monitor, MONITOR_DIR, KEPT)
+    model = trained.workspace / MODEL_DIR
+    return traffic.keep(model, trained.params.monitor, MONITOR_DIR, KEPT, new=True)
 {%- if cookiecutter.task == "text-to-speech" %}
 
 
@@ -222,7 +223,8 @@ NO_INPUT = [
     ("export", "says"),
     [
         ("{not json", "not JSON"),
-        ('{"data": {}}', "not a Label Studio export (a JSON list of tasks)"),
+        ('{"data": {}}', "not a Label Studio export (a JSON list of tasks, each with data"),
+        ('[{"label": "x"}]', "export the project from Label Studio as JSON, not JSON_MIN"),
         (
             json.dumps(NO_INPUT),
             "task 7: labelled 'no such class', not a class" if CLASSIFIER else "task 7: data.",
