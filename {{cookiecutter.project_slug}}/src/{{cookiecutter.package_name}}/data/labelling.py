@@ -30,7 +30,6 @@ INPUT = "input"
 FILE = "file"
 # What Label Studio's export format is called in its Export dialog.
 EXPORT_FORMAT = "JSON"
-LS_DOCS = "README: Label what the model served"
 
 
 def require_labellable() -> None:

@@ -375,9 +375,23 @@ def build_model(params: Params, train: Any) -> tuple[Any, Any]:
         ) from None
 
 
+def prepared_label_names(data_dir: Path = PREPARED_DIR) -> list[str]:
+    """The prepared data's class names, from the training split's schema (no rows read)."""
+    import pyarrow.parquet as pq
+    from datasets import Features
+
+    require_prepared(data_dir)
+    schema = pq.read_schema(data_dir / "train.parquet")
+    return _class_names(Features.from_arrow_schema(schema))
+
+
 def label_names(split: Any) -> list[str]:
     """A classification split's class names, in label order ([] for transcripts)."""
-    feature = split.features["label"]
+    return _class_names(split.features)
+
+
+def _class_names(features: Any) -> list[str]:
+    feature = features["label"]
     return list(feature.names) if hasattr(feature, "names") else []
 
 

@@ -19,8 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..core.errors import FlywheelError
 from ..core.paths import FEEDBACK_DIR, HARVEST_DIR, MONITOR_DIR, PREPARED_DIR
 from ..data import labelling
@@ -44,10 +42,9 @@ def choose(lines: list[dict[str, Any]], strategy: str, count: int, seed: int) ->
                 "model does not give: set harvest.strategy: random in params.yaml"
             )
         return sorted(lines, key=lambda line: line["prediction"]["score"])[:count]
-    if len(lines) <= count:
-        return lines
-    chosen = np.sort(np.random.default_rng(seed).choice(len(lines), count, replace=False))
-    return [lines[index] for index in chosen]
+    from .monitor import seeded_sample
+
+    return seeded_sample(lines, count, seed)
 
 
 def harvest(
@@ -58,8 +55,8 @@ def harvest(
     data_dir: Path = PREPARED_DIR,
 ) -> dict[str, Any]:
     """Write the chosen kept inputs as Label Studio tasks; what was written."""
-    from ..data.prepare import label_names, load_prepared
-    from .monitor import kept_inputs
+    from ..data.prepare import prepared_label_names
+    from .monitor import KEEP_INPUTS_FIRST, kept_inputs
 
     labelling.require_labellable()
     days = params.monitor.keep_inputs_days
@@ -71,12 +68,11 @@ def harvest(
     if not kept:
         raise FlywheelError(
             f"{folder} holds no inputs kept in the last {days:g} days that {feedback_dir} does "
-            "not label already: set monitor.keep_inputs: true in params.yaml, restart "
-            "`make serve` and let it answer traffic first"
+            f"not label already: {KEEP_INPUTS_FIRST}"
         )
     settings = params.harvest
     chosen = choose(kept, settings.strategy, settings.count, params.seed)
-    classes = label_names(load_prepared(data_dir, names=("train",))["train"])
+    classes = prepared_label_names(data_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".harvest-", dir=out_dir.parent))
     try:

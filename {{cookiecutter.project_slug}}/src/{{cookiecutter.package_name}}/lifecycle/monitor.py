@@ -140,6 +140,21 @@ def expire_inputs(folder: Path, days: float) -> None:
             path.unlink(missing_ok=True)
 
 
+# What to do when no kept inputs are there to read (`shadow`, `harvest`).
+KEEP_INPUTS_FIRST = (
+    "set monitor.keep_inputs: true in params.yaml, restart `make serve` and let it answer "
+    "traffic first"
+)
+
+
+def seeded_sample(lines: list[Any], size: int, seed: int) -> list[Any]:
+    """At most `size` of `lines`, drawn with `seed`, in their order."""
+    if len(lines) <= size:
+        return lines
+    chosen = np.sort(np.random.default_rng(seed).choice(len(lines), size, replace=False))
+    return [lines[index] for index in chosen]
+
+
 def kept_inputs(folder: Path, days: float) -> list[dict[str, Any]]:
     """The kept inputs of the last `days`, oldest first."""
     oldest = time.time() - days * 86_400

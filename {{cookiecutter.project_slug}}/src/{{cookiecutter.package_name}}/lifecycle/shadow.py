@@ -69,18 +69,14 @@ def model_uri(model: str) -> str:
 
 def sample(folder: Path, days: float, size: int, seed: int) -> list[dict[str, Any]]:
     """A seeded sample of the inputs kept in the last `days`, in the order they came."""
-    from .monitor import kept_inputs
+    from .monitor import KEEP_INPUTS_FIRST, kept_inputs, seeded_sample
 
     lines = kept_inputs(folder, days)
     if not lines:
         raise FlywheelError(
-            f"{folder} holds no inputs kept in the last {days:g} days: set monitor.keep_inputs: "
-            "true in params.yaml, restart `make serve` and let it answer traffic first"
+            f"{folder} holds no inputs kept in the last {days:g} days: {KEEP_INPUTS_FIRST}"
         )
-    if len(lines) > size:
-        chosen = np.sort(np.random.default_rng(seed).choice(len(lines), size, replace=False))
-        lines = [lines[index] for index in chosen]
-    return lines
+    return seeded_sample(lines, size, seed)
 
 
 def _memory_kb(name: str) -> int | None:
